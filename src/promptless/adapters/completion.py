@@ -1,0 +1,48 @@
+"""CompletionAdapter: for base models, which continue text rather than follow chat turns.
+
+The prompt is plain text: instructions, a field spec, demos as ``Label: value``
+blocks, then the call's inputs, ending exactly where the first output field's
+value begins. A grammar fixes the shape of the continuation, so the model can
+only write the remaining ``Label: value`` lines with values of the right type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from promptless.adapters.base import Adapter, demo_is_usable, field_spec, render_fields
+from promptless.adapters.parsing import parse_lines
+from promptless.adapters.schema import output_line_grammar
+from promptless.lm.base import Request
+from promptless.signature import Signature
+
+SEPARATOR = "\n\n---\n\n"
+
+
+@dataclass(frozen=True)
+class CompletionAdapter(Adapter):
+    def header(self, signature: Signature) -> str:
+        spec = field_spec(signature)
+        return signature.instructions + (f"\n\n{spec}" if spec else "")
+
+    def format(
+        self, signature: Signature, demos: list[Mapping[str, Any]], inputs: Mapping[str, Any], **sampling: Any
+    ) -> Request:
+        blocks = [self.header(signature)]
+        for demo in demos:
+            if demo_is_usable(signature, demo):
+                blocks.append(render_fields(signature.fields, demo))
+        first_output = next(iter(signature.output_fields.values()))
+        blocks.append(f"{render_fields(signature.input_fields, inputs)}\n{first_output.label}:")
+        grammar = output_line_grammar(signature, text_cap=self.text_cap) if self.constrained else None
+        stop = () if self.constrained else ("\n\n", "\n---")
+        return Request(prompt=SEPARATOR.join(blocks), grammar=grammar, stop=stop, **sampling)
+
+    def parse(self, signature: Signature, text: str) -> dict[str, Any]:
+        return parse_lines(signature, text, first_label_in_prompt=True)
+
+    def format_retry(self, request: Request, raw: str, error: Exception) -> Request:
+        # A base model cannot be told about its mistake; resample instead of repeating it.
+        return replace(request, temperature=max(request.temperature, 0.7), rollout_id=(request.rollout_id or 0) + 1)

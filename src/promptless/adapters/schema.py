@@ -1,0 +1,93 @@
+"""A signature's outputs as a constraint the backend enforces while decoding.
+
+Two shapes: a JSON schema of the output object (servers take it as
+``response_format``; llama.cpp turns it into a grammar), and a GBNF grammar for
+the plain ``Label: value`` lines that base models are prompted with. Free-text
+fields get a length cap, so a looping model stops instead of filling ``max_tokens``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from promptless.adapters.values import json_schema_for
+from promptless.fieldtypes import is_optional, literal_values
+from promptless.signature import Field, Signature
+
+DEFAULT_TEXT_CAP = 600
+
+
+def output_json_schema(signature: Signature, *, text_cap: int = DEFAULT_TEXT_CAP) -> dict[str, Any]:
+    """``{"type": "object", "properties": {...}, "required": [...]}`` for the output fields, in order."""
+    properties: dict[str, Any] = {}
+    defs: dict[str, Any] = {}
+    for name, field in signature.output_fields.items():
+        schema = dict(json_schema_for(field.annotation))
+        defs.update(schema.pop("$defs", {}))
+        if schema.get("type") == "string" and "enum" not in schema and "maxLength" not in schema:
+            schema["maxLength"] = text_cap
+        properties[name] = schema
+    out: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+    if defs:
+        out["$defs"] = defs
+    return out
+
+
+def _literal(text: str) -> str:
+    return json.dumps(text)  # a GBNF string literal uses the same escapes as JSON
+
+
+_GBNF_TOKEN = re.compile(r'"(?:\\.|[^"\\])*"|\[(?:\\.|[^\]\\])*\]|[A-Za-z][A-Za-z0-9-]*')
+
+
+def _rename_rules(grammar: str, prefix: str) -> str:
+    """Prefix every rule name of a GBNF grammar, leaving string literals and classes alone."""
+    return _GBNF_TOKEN.sub(lambda m: m.group(0) if m.group(0)[0] in '"[' else f"{prefix}{m.group(0)}", grammar)
+
+
+def _value_rule(field: Field, index: int, text_cap: int, rules: list[str]) -> str:
+    """The GBNF expression for one field's value on a line; extra rules go to ``rules``."""
+    annotation = field.annotation
+    choices = literal_values(annotation)
+    optional = is_optional(annotation)
+    if choices is not None:
+        expr = "(" + " | ".join(_literal(str(c)) for c in choices) + ")"
+    elif annotation is str:
+        expr = f"[^\\n]{{1,{text_cap}}}"
+    elif annotation is int:
+        expr = '"-"? [0-9]{1,15}'
+    elif annotation is float:
+        expr = '"-"? [0-9]{1,15} ("." [0-9]{1,10})?'
+    elif annotation is bool:
+        expr = '("true" | "false")'
+    else:
+        expr = _json_rule(field, index, rules)
+    return f'({expr} | "null")' if optional and choices is not None else expr
+
+
+def _json_rule(field: Field, index: int, rules: list[str]) -> str:
+    try:
+        from llama_cpp.llama_grammar import json_schema_to_gbnf
+    except ImportError:  # no llama.cpp here: the value stays free text on its line
+        return "[^\\n]{1,2000}"
+    grammar = json_schema_to_gbnf(json.dumps(json_schema_for(field.annotation)))
+    prefix = f"f{index}-"
+    rules.extend(line for line in _rename_rules(grammar, prefix).splitlines() if line.strip())
+    return f"{prefix}root"
+
+
+def output_line_grammar(signature: Signature, *, text_cap: int = DEFAULT_TEXT_CAP) -> str:
+    """GBNF for ``" value0\\nLabel1: value1..."``: the prompt already ends with ``Label0:``."""
+    rules: list[str] = []
+    parts = []
+    for index, field in enumerate(signature.output_fields.values()):
+        head = '" "' if index == 0 else _literal(f"\n{field.label}: ")
+        parts.append(f"{head} {_value_rule(field, index, text_cap, rules)}")
+    return "\n".join([f"root ::= {' '.join(parts)}", *rules]) + "\n"

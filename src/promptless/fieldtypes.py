@@ -1,0 +1,116 @@
+"""Field types: read them safely from signature text, and write them back for artifacts.
+
+The string form ``"context: list[str], k: Literal['a','b']"`` is parsed with ``ast``
+and a whitelist of names; nothing is ``eval``-ed and no caller frames are inspected.
+"""
+
+from __future__ import annotations
+
+import ast
+import types
+import typing
+from typing import Any, Literal, Optional, Union
+
+BUILTIN_TYPES: dict[str, Any] = {
+    "str": str,
+    "int": int,
+    "float": float,
+    "bool": bool,
+    "list": list,
+    "dict": dict,
+    "tuple": tuple,
+    "set": set,
+    "Any": Any,
+    "List": list,
+    "Dict": dict,
+    "Tuple": tuple,
+    "Optional": Optional,
+    "Union": Union,
+    "Literal": Literal,
+    "None": type(None),
+}
+
+
+class TypeSyntaxError(ValueError):
+    """The text of a type annotation could not be understood."""
+
+
+def parse_type(text: str, custom_types: dict[str, Any] | None = None) -> Any:
+    """Turn ``"list[str]"`` into ``list[str]`` using only known names."""
+    try:
+        node = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError as error:
+        raise TypeSyntaxError(f"{text!r} is not a type expression ({error.msg})") from None
+    return _build(node, {**BUILTIN_TYPES, **(custom_types or {})}, text)
+
+
+def _build(node: ast.AST, names: dict[str, Any], text: str) -> Any:
+    if isinstance(node, ast.Name):
+        if node.id not in names:
+            known = ", ".join(n for n in BUILTIN_TYPES if n[0].islower() and n != "None")
+            raise TypeSyntaxError(
+                f"unknown type {node.id!r} in {text!r}; known: {known}, Optional, Literal, Union "
+                "(pass others with custom_types={...})"
+            )
+        return names[node.id]
+    if isinstance(node, ast.Attribute):  # e.g. "mymodule.Answer" given as custom_types={"mymodule.Answer": ...}
+        dotted = ast.unparse(node)
+        if dotted in names:
+            return names[dotted]
+        raise TypeSyntaxError(f"unknown type {dotted!r} in {text!r}; pass it with custom_types={{{dotted!r}: ...}}")
+    if isinstance(node, ast.Constant) and node.value is None:
+        return type(None)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        return Union[_build(node.left, names, text), _build(node.right, names, text)]  # noqa: UP007
+    if isinstance(node, ast.Subscript):
+        origin = _build(node.value, names, text)
+        items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        if origin is Literal:
+            values = []
+            for item in items:
+                if not isinstance(item, ast.Constant):
+                    raise TypeSyntaxError(f"Literal[...] takes constants only, got {ast.unparse(item)!r} in {text!r}")
+                values.append(item.value)
+            return Literal[tuple(values)]
+        args = tuple(_build(item, names, text) for item in items)
+        try:
+            return origin[args if len(args) > 1 else args[0]]
+        except TypeError as error:
+            raise TypeSyntaxError(f"{text!r}: {error}") from None
+    raise TypeSyntaxError(f"{ast.unparse(node)!r} is not a type in {text!r}")
+
+
+def type_to_str(annotation: Any) -> str:
+    """A readable, stable name for a type: ``list[str]``, ``Literal['a', 'b']``, ``Optional[int]``."""
+    if annotation is type(None):
+        return "None"
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is Literal:
+        return "Literal[" + ", ".join(repr(a) for a in args) + "]"
+    if origin in (Union, types.UnionType):
+        non_none = [a for a in args if a is not type(None)]
+        if len(non_none) == 1 and len(args) == 2:
+            return f"Optional[{type_to_str(non_none[0])}]"
+        return "Union[" + ", ".join(type_to_str(a) for a in args) + "]"
+    if origin is not None:
+        name = getattr(origin, "__name__", str(origin))
+        return f"{name}[" + ", ".join(type_to_str(a) for a in args) + "]"
+    if annotation is Any:
+        return "Any"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def is_optional(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (Union, types.UnionType) and type(None) in typing.get_args(annotation)
+
+
+def literal_values(annotation: Any) -> tuple[Any, ...] | None:
+    """The allowed values of a ``Literal`` (also inside ``Optional``), else None."""
+    if typing.get_origin(annotation) is Literal:
+        return typing.get_args(annotation)
+    if is_optional(annotation):
+        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(inner) == 1:
+            return literal_values(inner[0])
+    return None

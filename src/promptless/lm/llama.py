@@ -1,0 +1,158 @@
+"""The embedded backend: llama.cpp in-process, through llama-cpp-python.
+
+One ``Llama`` per model file per process, loaded on first use and shared by every
+``LM`` that names it. Calls on it are serialised by a lock: there is one context,
+and keeping it means llama.cpp reuses the longest common token prefix of the
+previous call, which is why adapters put what never changes first.
+We do not attach a ``LlamaRAMCache``: for Gemma each entry would copy a ~537 MB
+logits buffer.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+from promptless.lm.base import Request, Response, Usage
+from promptless.lm.errors import LMBadRequest, LMContextOverflow
+from promptless.lm.models import get_model_info, model_path
+
+log = logging.getLogger("promptless.lm.llama")
+
+
+@functools.cache
+def _load(path: str, n_ctx: int, n_threads: int) -> tuple[Any, threading.Lock]:
+    """Load a model once per process; the lock guards its single context."""
+    from llama_cpp import Llama
+
+    started = time.perf_counter()
+    llm = Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, n_batch=512, verbose=False)
+    log.info("loaded %s in %.2fs", path, time.perf_counter() - started)
+    return llm, threading.Lock()
+
+
+@functools.lru_cache(maxsize=256)
+def _grammar(text: str) -> Any:
+    from llama_cpp import LlamaGrammar
+
+    return LlamaGrammar.from_string(text, verbose=False)
+
+
+@functools.lru_cache(maxsize=256)
+def _schema_grammar(schema_json: str) -> Any:
+    from llama_cpp import LlamaGrammar
+
+    return LlamaGrammar.from_json_schema(schema_json, verbose=False)
+
+
+class LlamaBackend:
+    """Runs requests on an embedded GGUF model; see ``promptless.lm.models`` for the registry."""
+
+    supports_schema = True
+
+    def __init__(self, name: str, *, n_ctx: int | None = None, n_threads: int | None = None) -> None:
+        info = get_model_info(name)
+        self.name = name
+        self.model_type = info.model_type
+        self.n_ctx = n_ctx or info.n_ctx
+        self.n_threads = n_threads or os.cpu_count() or 1
+
+    @property
+    def llm(self) -> Any:
+        return self._loaded()[0]
+
+    def _loaded(self) -> tuple[Any, threading.Lock]:
+        return _load(str(model_path(self.name)), self.n_ctx, self.n_threads)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.llm.tokenize(text.encode(), add_bos=False, special=True))
+
+    def complete(self, request: Request) -> Response:
+        llm, lock = self._loaded()
+        grammar = self._grammar_for(request)
+        texts, reasons, usage = [], [], Usage()
+        started = time.perf_counter()
+        with lock:
+            for i in range(request.n):
+                seed = (request.seed or 0) + i if request.n > 1 or request.seed is not None else None
+                out = self._run_once(llm, request, grammar, seed)
+                choice = out["choices"][0]
+                texts.append(choice.get("text") if "text" in choice else choice["message"].get("content") or "")
+                reasons.append(choice.get("finish_reason") or "stop")
+                used = out.get("usage", {})
+                usage = usage + Usage(used.get("prompt_tokens", 0), used.get("completion_tokens", 0), out["_cached"], 1)
+        return Response(texts, usage, reasons, time.perf_counter() - started, f"local/{self.name}")
+
+    def _grammar_for(self, request: Request) -> Any:
+        try:
+            if request.grammar:
+                return _grammar(request.grammar)
+            if request.schema:
+                import json
+
+                return _schema_grammar(json.dumps(request.schema))
+        except ValueError as error:
+            raise LMBadRequest(f"llama.cpp rejected the output grammar: {error}") from None
+        return None
+
+    def _run_once(self, llm: Any, request: Request, grammar: Any, seed: int | None) -> dict[str, Any]:
+        sampling = {
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "stop": list(request.stop) or None,
+            "seed": seed,
+            "grammar": grammar,
+        }
+        prompt = request.prompt
+        if prompt is None:
+            prompt = self._chat_prompt(llm, request)
+        tokens = llm.tokenize(prompt.encode(), add_bos=True, special=True)
+        if len(tokens) + request.max_tokens > llm.n_ctx():
+            if len(tokens) >= llm.n_ctx():
+                raise LMContextOverflow(
+                    f"prompt of {len(tokens)} tokens does not fit local/{self.name}'s context of {llm.n_ctx()}"
+                )
+            sampling["max_tokens"] = llm.n_ctx() - len(tokens)
+        cached = _common_prefix(llm, tokens)
+        out = llm.create_completion(tokens, **sampling)
+        out["_cached"] = cached
+        return out
+
+    def _chat_prompt(self, llm: Any, request: Request) -> str:
+        """Render messages with the model's own chat template, ready for the assistant's turn."""
+        return _formatter(llm)(messages=list(request.messages or ())).prompt
+
+
+def _common_prefix(llm: Any, tokens: list[int]) -> int:
+    """How many prompt tokens llama.cpp can reuse from the previous call's context."""
+    previous = llm.input_ids[: llm.n_tokens]
+    n = 0
+    for a, b in zip(previous, tokens, strict=False):
+        if a != b:
+            break
+        n += 1
+    return n
+
+
+@functools.lru_cache(maxsize=8)
+def _formatter_for(template: str, eos: str, bos: str) -> Any:
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos, add_generation_prompt=True)
+
+
+def _formatter(llm: Any) -> Any:
+    meta = llm.metadata
+    template = meta.get("tokenizer.chat_template")
+    if not template:
+        raise LMBadRequest("this model has no chat template; prompt it with a completion prompt instead")
+
+    def token(key: str) -> str:
+        tid = int(meta.get(key, -1))
+        return llm._model.token_get_text(tid) if tid >= 0 else ""
+
+    return _formatter_for(template, token("tokenizer.ggml.eos_token_id"), token("tokenizer.ggml.bos_token_id"))

@@ -1,0 +1,202 @@
+"""Module: a plain class whose parameters are the predictors reachable from its attributes.
+
+Like ``torch.nn.Module``: parameters register themselves by being attributes
+(also inside lists, tuples and dicts), are named by path (``"hop[0].generate"``),
+and their state saves to and loads from a JSON artifact. Loading never runs code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from promptless.primitives import Example, Prediction
+from promptless.settings import context, current, run_in_context
+from promptless.trace import UsageTracker
+
+if TYPE_CHECKING:
+    from promptless.modules.predict import Predict
+
+ARTIFACT_FORMAT = "promptless.program"
+ARTIFACT_VERSION = 1
+
+
+class ArtifactError(ValueError):
+    """A saved program cannot be loaded into this program; the message says why."""
+
+
+class Module:
+    """Subclass it, create sub-modules in ``__init__``, compose them in ``forward``."""
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        tracker = UsageTracker(parent=current().usage_tracker)
+        with context(usage_tracker=tracker):
+            result = self.forward(*args, **kwargs)
+        if isinstance(result, Prediction):
+            result._usage = tracker.total
+        return result
+
+    async def acall(self, *args: Any, **kwargs: Any) -> Any:
+        """Run in a worker thread (with this context's settings) so the event loop stays free."""
+        return await asyncio.to_thread(run_in_context(self.__call__), *args, **kwargs)
+
+    # -- parameters ---------------------------------------------------------------------------
+    def named_sub_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """Every module reachable from this one's attributes, depth first, each once."""
+        seen: set[int] = set()
+
+        def walk(value: Any, path: str) -> Iterator[tuple[str, Module]]:
+            if isinstance(value, Module):
+                if id(value) in seen:
+                    return
+                seen.add(id(value))
+                yield path, value
+                for name, attr in vars(value).items():
+                    if not name.startswith("_"):
+                        yield from walk(attr, f"{path}.{name}" if path else name)
+            elif isinstance(value, (list, tuple)):
+                for i, item in enumerate(value):
+                    yield from walk(item, f"{path}[{i}]")
+            elif isinstance(value, dict):
+                for key, item in value.items():
+                    yield from walk(item, f"{path}[{key!r}]")
+
+        yield from walk(self, prefix)
+
+    def named_predictors(self) -> list[tuple[str, Predict]]:
+        from promptless.modules.predict import Predict
+
+        return [(name or "self", m) for name, m in self.named_sub_modules() if isinstance(m, Predict)]
+
+    def predictors(self) -> list[Predict]:
+        return [p for _, p in self.named_predictors()]
+
+    named_parameters = named_predictors
+    parameters = predictors
+
+    def set_lm(self, lm: Any) -> None:
+        for predictor in self.predictors():
+            predictor.lm = lm
+
+    # -- copies -------------------------------------------------------------------------------
+    def deepcopy(self) -> Module:
+        """An independent copy; LMs are devices and stay shared."""
+        return copy.deepcopy(self)
+
+    def reset_copy(self) -> Module:
+        """A copy with every predictor's learned state (demos) cleared."""
+        clone = self.deepcopy()
+        for predictor in clone.predictors():
+            predictor.reset()
+        return clone
+
+    # -- state --------------------------------------------------------------------------------
+    def dump_state(self) -> dict[str, Any]:
+        return {
+            "format": ARTIFACT_FORMAT,
+            "version": ARTIFACT_VERSION,
+            "program": type(self).__name__,
+            "predictors": {name: p.predictor_state() for name, p in self.named_predictors()},
+        }
+
+    state_dict = dump_state
+
+    def load_state(self, state: dict[str, Any], *, strict: bool = True) -> Module:
+        if not isinstance(state, dict) or state.get("format") != ARTIFACT_FORMAT:
+            raise ArtifactError("not a promptless program (its 'format' is not 'promptless.program')")
+        if not isinstance(state.get("version"), int) or state["version"] > ARTIFACT_VERSION:
+            raise ArtifactError(f"artifact version {state.get('version')!r} is newer than this promptless reads")
+        saved = state.get("predictors")
+        if not isinstance(saved, dict):
+            raise ArtifactError("artifact has no 'predictors' object")
+        mine = dict(self.named_predictors())
+        missing, unexpected = sorted(set(mine) - set(saved)), sorted(set(saved) - set(mine))
+        if strict and (missing or unexpected):
+            raise ArtifactError(
+                f"artifact of program {state.get('program')!r} does not fit {type(self).__name__}: "
+                f"predictors missing from the file {missing}, in the file but not in the program {unexpected}"
+            )
+        for name, predictor in mine.items():
+            if name in saved:
+                predictor.load_predictor_state(saved[name], name=name)
+        return self
+
+    load_state_dict = load_state
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the program's state as JSON, atomically: a crash never leaves half a file."""
+        path = Path(path)
+        text = json.dumps(self.dump_state(), indent=2, ensure_ascii=False)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text + "\n")
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def load(self, path: str | os.PathLike[str], *, strict: bool = True) -> Module:
+        """Load state saved by ``save`` into this (freshly constructed) program."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ArtifactError(f"{path}: no such file") from None
+        except UnicodeDecodeError:
+            raise ArtifactError(f"{path}: not a UTF-8 text file") from None
+        try:
+            state = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ArtifactError(f"{path}: not valid JSON ({error.msg} at line {error.lineno}); truncated?") from None
+        try:
+            return self.load_state(state, strict=strict)
+        except ArtifactError as error:
+            raise ArtifactError(f"{path}: {error}") from None
+
+    # -- many inputs ----------------------------------------------------------------------------
+    def batch(
+        self,
+        examples: Sequence[Example | dict[str, Any]],
+        num_threads: int | None = None,
+        *,
+        return_failed_examples: bool = False,
+    ) -> Any:
+        """Run on many inputs in threads (settings follow), results in input order.
+
+        A failing input yields None in its place; with ``return_failed_examples``
+        the call returns ``(results, failed_examples, exceptions)``.
+        """
+
+        def run_one(example: Example | dict[str, Any]) -> tuple[Any, BaseException | None]:
+            inputs = example.inputs() if isinstance(example, Example) and example.input_keys else dict(example)
+            try:
+                return self(**inputs), None
+            except Exception as error:
+                return None, error
+
+        workers = num_threads or current().num_threads
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            outcomes = list(pool.map(run_in_context(run_one), examples))
+        results = [result for result, _ in outcomes]
+        if not return_failed_examples:
+            return results
+        failed = [ex for ex, (_, err) in zip(examples, outcomes, strict=True) if err is not None]
+        errors = [err for _, err in outcomes if err is not None]
+        return results, failed, errors
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={p.signature.signature!r}" for name, p in self.named_predictors())
+        return f"{type(self).__name__}({inner})"

@@ -1,0 +1,171 @@
+"""Example and Prediction: dict-like records of field values."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from promptless.lm.base import Usage
+
+
+class Example:
+    """A record of named values; ``with_inputs(...)`` marks which are inputs, the rest are labels."""
+
+    def __init__(self, base: Example | dict[str, Any] | None = None, **values: Any) -> None:
+        self._store: dict[str, Any] = {}
+        self._input_keys: frozenset[str] | None = None
+        if isinstance(base, Example):
+            self._store.update(base._store)
+            self._input_keys = base._input_keys
+        elif isinstance(base, dict):
+            self._store.update(base)
+        elif base is not None:
+            raise TypeError(f"Example() takes a dict or an Example, got {type(base).__name__}")
+        self._store.update(values)
+
+    # -- dict behaviour --------------------------------------------------------------
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self._store[name]
+        except KeyError:
+            raise AttributeError(f"{type(self).__name__} has no field {name!r}; it has {list(self._store)}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_"):
+            object.__setattr__(self, name, value)
+        else:
+            self._store[name] = value
+
+    def __getitem__(self, key: str) -> Any:
+        return self._store[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._store[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._store[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._store
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._store)
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Example) and self._store == other._store
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted((k, repr(v)) for k, v in self._store.items())))
+
+    def __repr__(self) -> str:
+        inputs = "" if self._input_keys is None else f", input_keys={sorted(self._input_keys)}"
+        return f"{type(self).__name__}({self._store!r}{inputs})"
+
+    def keys(self) -> list[str]:
+        return list(self._store)
+
+    def values(self) -> list[Any]:
+        return list(self._store.values())
+
+    def items(self) -> list[tuple[str, Any]]:
+        return list(self._store.items())
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._store.get(key, default)
+
+    def copy(self, **changes: Any) -> Example:
+        clone = type(self)(self)
+        clone._store.update(changes)
+        return clone
+
+    def without(self, *keys: str) -> Example:
+        clone = self.copy()
+        for key in keys:
+            clone._store.pop(key, None)
+        return clone
+
+    def toDict(self) -> dict[str, Any]:  # noqa: N802  (DSPy's name)
+        return dict(self._store)
+
+    to_dict = toDict
+
+    # -- inputs and labels -------------------------------------------------------------
+    def with_inputs(self, *keys: str) -> Example:
+        missing = [k for k in keys if k not in self._store]
+        if missing:
+            raise KeyError(f"with_inputs{keys}: no field(s) {missing} in this example; it has {list(self._store)}")
+        clone = self.copy()
+        clone._input_keys = frozenset(keys)
+        return clone
+
+    @property
+    def input_keys(self) -> frozenset[str] | None:
+        return self._input_keys
+
+    def inputs(self) -> Example:
+        if self._input_keys is None:
+            raise ValueError("inputs() needs the input fields first: call example.with_inputs('question', ...)")
+        clone = type(self)({k: v for k, v in self._store.items() if k in self._input_keys})
+        clone._input_keys = self._input_keys
+        return clone
+
+    def labels(self) -> Example:
+        keys = self._input_keys or frozenset()
+        return type(self)({k: v for k, v in self._store.items() if k not in keys})
+
+
+class Prediction(Example):
+    """The output of a module: its fields, the other ``completions`` when n > 1, and ``usage``."""
+
+    def __init__(self, base: Example | dict[str, Any] | None = None, **values: Any) -> None:
+        super().__init__(base, **values)
+        self._completions: list[dict[str, Any]] = [dict(self._store)]
+        self._usage = Usage()
+
+    @classmethod
+    def from_completions(cls, completions: list[dict[str, Any]], usage: Usage | None = None) -> Prediction:
+        if not completions:
+            raise ValueError("a Prediction needs at least one completion")
+        pred = cls(completions[0])
+        pred._completions = [dict(c) for c in completions]
+        pred._usage = usage or Usage()
+        return pred
+
+    @property
+    def completions(self) -> Completions:
+        return Completions(self._completions)
+
+    @property
+    def usage(self) -> Usage:
+        return self._usage
+
+    def get_lm_usage(self) -> Usage:
+        return self._usage
+
+
+class Completions:
+    """All sampled completions of one call: ``pred.completions.answer`` is a list, ``[i]`` a Prediction."""
+
+    def __init__(self, items: list[dict[str, Any]]) -> None:
+        self._items = items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, index: int) -> Prediction:
+        return Prediction(self._items[index])
+
+    def __iter__(self) -> Iterator[Prediction]:
+        return (Prediction(item) for item in self._items)
+
+    def __getattr__(self, name: str) -> list[Any]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if self._items and name not in self._items[0]:
+            raise AttributeError(f"completions have no field {name!r}; they have {list(self._items[0])}")
+        return [item[name] for item in self._items]

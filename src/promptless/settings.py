@@ -1,0 +1,74 @@
+"""Settings live in one ContextVar: ``configure()`` sets them, ``context()`` overrides them in a block.
+
+There is no other global state. Threads started by the library run in a copy of
+the caller's context (see ``run_in_context``), so settings follow the work.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from promptless.adapters.base import Adapter
+    from promptless.lm.base import LM
+    from promptless.trace import UsageTracker
+
+
+@dataclass(frozen=True)
+class Settings:
+    lm: LM | None = None
+    adapter: Adapter | None = None
+    trace: list | None = None
+    usage_tracker: UsageTracker | None = None
+    max_parse_retries: int = 1
+    num_threads: int = 4
+    rm: Any = None
+    callbacks: tuple = ()
+
+
+_SETTINGS: contextvars.ContextVar[Settings] = contextvars.ContextVar(
+    "promptless_settings",
+    default=Settings(),  # noqa: B039 - Settings is frozen
+)
+_NAMES = {f.name for f in fields(Settings)}
+
+
+def current() -> Settings:
+    """The settings in force here."""
+    return _SETTINGS.get()
+
+
+def _checked(changes: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(changes) - _NAMES)
+    if unknown:
+        raise TypeError(f"unknown setting(s) {unknown}; known: {sorted(_NAMES)}")
+    return changes
+
+
+def configure(**changes: Any) -> None:
+    """Change the settings of the current context (the main program, usually)."""
+    _SETTINGS.set(replace(current(), **_checked(changes)))
+
+
+@contextmanager
+def context(**changes: Any) -> Iterator[Settings]:
+    """Override settings inside a ``with`` block only; restored on exit, also on error."""
+    token = _SETTINGS.set(replace(current(), **_checked(changes)))
+    try:
+        yield _SETTINGS.get()
+    finally:
+        _SETTINGS.reset(token)
+
+
+def run_in_context(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Bind ``fn`` to a copy of the caller's context, for handing to a worker thread."""
+    ctx = contextvars.copy_context()
+
+    def bound(*args: Any, **kwargs: Any) -> Any:
+        return ctx.copy().run(fn, *args, **kwargs)
+
+    return bound

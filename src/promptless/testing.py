@@ -1,0 +1,99 @@
+"""Test doubles for programs built on promptless. ``ScriptedLM`` is not a model.
+
+It answers from a script so unit tests of a program's control flow run in
+milliseconds and deterministically; it goes through the same LM wrapper
+(history, usage, retries) as a real backend. Integration tests should use a
+real model.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from promptless.lm.base import LM, ModelType, Request, Response, Usage
+from promptless.lm.errors import LMError
+
+Reply = str | dict[str, Any] | LMError
+Script = Iterable[Reply] | Callable[[Request], Reply]
+
+
+class ScriptExhausted(AssertionError):
+    """The program made more LM calls than the script has replies."""
+
+
+class ScriptedBackend:
+    supports_schema = True
+
+    def __init__(self, script: Script, model_type: ModelType, default: Reply | None) -> None:
+        self.model_type = model_type
+        self._fn = script if callable(script) else None
+        self._replies = [] if callable(script) else list(script)
+        self._default = default
+        self._lock = threading.Lock()
+        self.requests: list[Request] = []
+
+    def complete(self, request: Request) -> Response:
+        texts = []
+        for _ in range(request.n):
+            reply = self._next(request)
+            if isinstance(reply, LMError):
+                raise reply
+            texts.append(render_reply(reply, request))
+        words = len(request.text.split())
+        return Response(texts, Usage(words, sum(len(t.split()) for t in texts), 0, 1), ["stop"] * len(texts))
+
+    def _next(self, request: Request) -> Reply:
+        with self._lock:
+            self.requests.append(request)
+            if self._fn is not None:
+                return self._fn(request)
+            if self._replies:
+                return self._replies.pop(0)
+            if self._default is not None:
+                return self._default
+        raise ScriptExhausted(f"ScriptedLM has no reply left for call #{len(self.requests)}:\n{request.text[-400:]}")
+
+
+def render_reply(reply: str | dict[str, Any], request: Request) -> str:
+    """A dict of output fields, written the way the adapter in use expects to read it."""
+    if isinstance(reply, str):
+        return reply
+    if request.prompt is None:
+        return json.dumps(reply)
+    lines = []
+    for i, (name, value) in enumerate(reply.items()):
+        text = value if isinstance(value, str) else json.dumps(value)
+        lines.append(f" {text}" if i == 0 else f"{name.replace('_', ' ').capitalize()}: {text}")
+    return "\n".join(lines)
+
+
+class ScriptedLM(LM):
+    """An LM that replies from ``script``: a list of replies, or a function of the Request.
+
+    A reply is raw text, a dict of output fields (rendered for the adapter in use),
+    or an ``LMError`` instance to raise. ``requests`` records every request seen.
+    """
+
+    def __init__(
+        self,
+        script: Script = (),
+        *,
+        model_type: ModelType = "chat",
+        default: Reply | None = None,
+        model: str = "scripted/test",
+        cache: Any = False,
+        num_retries: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        backend = ScriptedBackend(script, model_type, default)
+        super().__init__(model, model_type=model_type, cache=cache, num_retries=num_retries, backend=backend, **kwargs)
+
+    @property
+    def requests(self) -> list[Request]:
+        return self.backend.requests  # type: ignore[attr-defined]
+
+
+DummyLM = ScriptedLM  # the name DSPy users know

@@ -1,0 +1,65 @@
+"""What a run leaves behind: the steps optimizers learn from, and the tokens it spent."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from promptless.lm.base import Usage
+
+if TYPE_CHECKING:
+    from promptless.lm.base import Response
+    from promptless.primitives import Prediction
+
+
+@dataclass
+class UsageTracker:
+    """Sums usage per model over a block of work; safe to share between threads."""
+
+    by_model: dict[str, Usage] = field(default_factory=dict)
+    cache_hits: int = 0
+    parent: UsageTracker | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, model: str, response: Response) -> None:
+        if self.parent is not None:
+            self.parent.add(model, response)
+        with self._lock:
+            used = response.usage if not response.cached else Usage()
+            self.by_model[model] = self.by_model.get(model, Usage()) + Usage(
+                used.prompt_tokens, used.completion_tokens, used.cached_tokens, int(not response.cached)
+            )
+            self.cache_hits += int(response.cached)
+
+    @property
+    def total(self) -> Usage:
+        total = Usage()
+        for usage in self.by_model.values():
+            total = total + usage
+        return total
+
+
+@contextmanager
+def track_usage() -> Iterator[UsageTracker]:
+    """``with track_usage() as usage: program(...)`` then read ``usage.total``."""
+    from promptless.settings import context
+    from promptless.settings import current as current_settings
+
+    tracker = UsageTracker(parent=current_settings().usage_tracker)
+    with context(usage_tracker=tracker):
+        yield tracker
+
+
+@dataclass(frozen=True)
+class TraceStep:
+    """One predictor call: who ran, on what, and what came out."""
+
+    predictor: Any
+    inputs: dict[str, Any]
+    outputs: Prediction
+
+    def __iter__(self) -> Iterator[Any]:  # unpacks as (predictor, inputs, outputs), as in DSPy
+        return iter((self.predictor, self.inputs, self.outputs))
