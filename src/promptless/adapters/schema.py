@@ -17,6 +17,26 @@ from promptless.fieldtypes import is_optional, literal_values
 from promptless.signature import Field, Signature
 
 DEFAULT_TEXT_CAP = 600
+NESTED_TEXT_CAP = 200
+ITEMS_CAP = 10
+
+
+def capped(schema: Any, *, text_cap: int = NESTED_TEXT_CAP, items_cap: int = ITEMS_CAP) -> Any:
+    """Bound every free string and array in a schema, unless the type already bounds it.
+
+    A small model that starts repeating itself inside a list or a string would
+    otherwise run to ``max_tokens`` and leave unparseable, truncated JSON.
+    """
+    if isinstance(schema, list):
+        return [capped(item, text_cap=text_cap, items_cap=items_cap) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: capped(value, text_cap=text_cap, items_cap=items_cap) for key, value in schema.items()}
+    if out.get("type") == "string" and not {"enum", "const", "maxLength", "pattern", "format"} & out.keys():
+        out["maxLength"] = text_cap
+    if out.get("type") == "array" and "maxItems" not in out:
+        out["maxItems"] = items_cap
+    return out
 
 
 def output_json_schema(signature: Signature, *, text_cap: int = DEFAULT_TEXT_CAP) -> dict[str, Any]:
@@ -25,10 +45,8 @@ def output_json_schema(signature: Signature, *, text_cap: int = DEFAULT_TEXT_CAP
     defs: dict[str, Any] = {}
     for name, field in signature.output_fields.items():
         schema = dict(json_schema_for(field.annotation))
-        defs.update(schema.pop("$defs", {}))
-        if schema.get("type") == "string" and "enum" not in schema and "maxLength" not in schema:
-            schema["maxLength"] = text_cap
-        properties[name] = schema
+        defs.update(capped(schema.pop("$defs", {})))
+        properties[name] = capped(schema, text_cap=text_cap) if schema.get("type") == "string" else capped(schema)
     out: dict[str, Any] = {
         "type": "object",
         "properties": properties,
@@ -77,7 +95,7 @@ def _json_rule(field: Field, index: int, rules: list[str]) -> str:
         from llama_cpp.llama_grammar import json_schema_to_gbnf
     except ImportError:  # no llama.cpp here: the value stays free text on its line
         return "[^\\n]{1,2000}"
-    grammar = json_schema_to_gbnf(json.dumps(json_schema_for(field.annotation)))
+    grammar = json_schema_to_gbnf(json.dumps(capped(json_schema_for(field.annotation))))
     prefix = f"f{index}-"
     rules.extend(line for line in _rename_rules(grammar, prefix).splitlines() if line.strip())
     return f"{prefix}root"
