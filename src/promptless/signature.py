@@ -109,19 +109,19 @@ class Signature:
         if spec is None:
             if not type(self).fields:
                 raise SignatureError("Signature() needs a spec such as 'question -> answer'")
-            fields, default_instructions = dict(type(self).fields), type(self).instructions
+            fields, inherited = dict(type(self).fields), type(self).instructions
         elif isinstance(spec, Signature):
-            fields, default_instructions = dict(spec.fields), spec.instructions
+            fields, inherited = dict(spec.fields), spec.instructions
         elif isinstance(spec, str):
-            fields, default_instructions = _parse_spec(spec, custom_types), ""
+            fields, inherited = _parse_spec(spec, custom_types), ""
         elif isinstance(spec, dict):
-            fields, default_instructions = _fields_from_dict(spec), ""
+            fields, inherited = _fields_from_dict(spec), ""
         else:
             raise SignatureError(f"a signature is a string like 'question -> answer', got {type(spec).__name__}")
         _validate(fields, spec if isinstance(spec, str) else None)
         self.fields = _inputs_first(fields)
         self.instructions = (
-            instructions if instructions is not None else (default_instructions or _default_instructions(fields))
+            instructions if instructions is not None else (inherited or default_instructions(fields))
         )
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -139,7 +139,7 @@ class Signature:
             delattr(cls, name)
         _validate(fields, None, where=f"signature class {cls.__name__}")
         cls.fields = _inputs_first(fields)
-        cls.instructions = (cls.__doc__ or "").strip() or _default_instructions(fields)
+        cls.instructions = (cls.__doc__ or "").strip() or default_instructions(fields)
         # Plain class attributes, so ``QA.input_fields`` reads as it does on an instance.
         cls.input_fields = {n: f for n, f in cls.fields.items() if f.kind == "input"}  # type: ignore[misc]
         cls.output_fields = {n: f for n, f in cls.fields.items() if f.kind == "output"}  # type: ignore[misc]
@@ -174,7 +174,11 @@ class Signature:
         clone = Signature.__new__(Signature)
         _validate(fields, None)
         clone.fields = _inputs_first(fields)
-        clone.instructions = self.instructions if instructions is None else instructions
+        if instructions is None:
+            # A default instruction names the fields, so it follows them when they change.
+            is_default = self.instructions == default_instructions(self.fields)
+            instructions = default_instructions(clone.fields) if is_default else self.instructions
+        clone.instructions = instructions
         return clone
 
     @_HybridMethod
@@ -239,7 +243,7 @@ def ensure_signature(signature: str | Signature | type[Signature], instructions:
     return signature if instructions is None else signature.with_instructions(instructions)
 
 
-def _default_instructions(fields: dict[str, Field]) -> str:
+def default_instructions(fields: dict[str, Field]) -> str:
     ins = ", ".join(f"`{n}`" for n, f in fields.items() if f.kind == "input")
     outs = ", ".join(f"`{n}`" for n, f in fields.items() if f.kind == "output")
     return f"Given the fields {ins}, produce the fields {outs}."

@@ -119,5 +119,5 @@ def test_non_serialisable_input_names_the_field():
 
 def test_literal_type_is_kept_in_prompt_spec():
     prompt = CompletionAdapter().format(SENTIMENT, [], {"sentence": "x"}).prompt
-    assert "Sentiment: one of: positive, negative" in prompt
+    assert "write Sentiment (one of: positive, negative)." in prompt
     assert Literal  # the spec comes from the Literal annotation above

@@ -12,11 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from promptless.adapters.base import Adapter, demo_is_usable, field_spec, render_fields
+from promptless.adapters.base import Adapter, demo_is_usable, field_hint, render_fields
 from promptless.adapters.parsing import parse_lines
 from promptless.adapters.schema import output_line_grammar
 from promptless.lm.base import Request
-from promptless.signature import Signature
+from promptless.signature import Field, Signature, default_instructions
 
 SEPARATOR = "\n\n---\n\n"
 
@@ -24,8 +24,19 @@ SEPARATOR = "\n\n---\n\n"
 @dataclass(frozen=True)
 class CompletionAdapter(Adapter):
     def header(self, signature: Signature) -> str:
-        spec = field_spec(signature)
-        return signature.instructions + (f"\n\n{spec}" if spec else "")
+        """Instructions, then one line per side naming the fields.
+
+        Written as prose, not as ``Label: value`` lines, so a base model does not
+        take the descriptions for an example to copy.
+        """
+
+        def side(fields: dict[str, Field]) -> str:
+            return ", ".join(f"{f.label} ({hint})" if (hint := field_hint(f)) else f.label for f in fields.values())
+
+        spec = f"Given {side(signature.input_fields)}; write {side(signature.output_fields)}."
+        if signature.instructions == default_instructions(signature.fields):
+            return spec  # the default instruction says nothing the spec line does not
+        return f"{signature.instructions}\n\n{spec}"
 
     def format(
         self, signature: Signature, demos: list[Mapping[str, Any]], inputs: Mapping[str, Any], **sampling: Any

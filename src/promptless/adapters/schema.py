@@ -102,10 +102,14 @@ def _json_rule(field: Field, index: int, rules: list[str]) -> str:
 
 
 def output_line_grammar(signature: Signature, *, text_cap: int = DEFAULT_TEXT_CAP) -> str:
-    """GBNF for ``" value0\\nLabel1: value1..."``: the prompt already ends with ``Label0:``."""
+    """GBNF for ``" value0\\nLabel1: value1...\\n"``: the prompt already ends with ``Label0:``.
+
+    The closing newline matters: without it a base model that may write more
+    digits (or words) after a complete value tends to, until ``max_tokens``.
+    """
     rules: list[str] = []
     parts = []
     for index, field in enumerate(signature.output_fields.values()):
         head = '" "' if index == 0 else _literal(f"\n{field.label}: ")
         parts.append(f"{head} {_value_rule(field, index, text_cap, rules)}")
-    return "\n".join([f"root ::= {' '.join(parts)}", *rules]) + "\n"
+    return "\n".join([f"root ::= {' '.join(parts)} \"\\n\"", *rules]) + "\n"
