@@ -120,9 +120,7 @@ class Signature:
             raise SignatureError(f"a signature is a string like 'question -> answer', got {type(spec).__name__}")
         _validate(fields, spec if isinstance(spec, str) else None)
         self.fields = _inputs_first(fields)
-        self.instructions = (
-            instructions if instructions is not None else (inherited or default_instructions(fields))
-        )
+        self.instructions = instructions if instructions is not None else (inherited or default_instructions(fields))
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

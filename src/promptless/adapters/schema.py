@@ -112,4 +112,4 @@ def output_line_grammar(signature: Signature, *, text_cap: int = DEFAULT_TEXT_CA
     for index, field in enumerate(signature.output_fields.values()):
         head = '" "' if index == 0 else _literal(f"\n{field.label}: ")
         parts.append(f"{head} {_value_rule(field, index, text_cap, rules)}")
-    return "\n".join([f"root ::= {' '.join(parts)} \"\\n\"", *rules]) + "\n"
+    return "\n".join([f'root ::= {" ".join(parts)} "\\n"', *rules]) + "\n"
