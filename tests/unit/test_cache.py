@@ -66,7 +66,7 @@ def test_concurrent_use(tmp_path):
             for i in range(200):
                 cache.put(f"{t}-{i}", {"v": i})
                 assert cache.get(f"{t}-{i}") == {"v": i}
-        except Exception as error:  # noqa: BLE001 - collected and asserted below
+        except Exception as error:
             errors.append(error)
 
     threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]

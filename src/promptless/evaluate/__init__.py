@@ -1,0 +1,18 @@
+"""Evaluation: run a program over a dev set and score it honestly."""
+
+from promptless.evaluate.evaluate import Evaluate, EvaluationResult, TooManyErrors
+from promptless.evaluate.metrics import answer_exact_match, answer_f1, exact_match, f1_score, normalize_text
+from promptless.evaluate.stats import bootstrap_ci, paired_bootstrap_ci
+
+__all__ = [
+    "Evaluate",
+    "EvaluationResult",
+    "TooManyErrors",
+    "answer_exact_match",
+    "answer_f1",
+    "bootstrap_ci",
+    "exact_match",
+    "f1_score",
+    "normalize_text",
+    "paired_bootstrap_ci",
+]
