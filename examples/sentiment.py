@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N dev sentences (default: all 872)")
     parser.add_argument("--unconstrained", action="store_true", help="turn off grammar-constrained decoding")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--parse-retries", type=int, default=1, help="retries after an unreadable answer")
     args = parser.parse_args()
     console = Console()
 
@@ -49,7 +50,7 @@ def main() -> None:
             if lm.model_type == "completion"
             else pl.ChatAdapter(constrained=False)
         )
-    pl.configure(lm=lm, adapter=adapter)
+    pl.configure(lm=lm, adapter=adapter, max_parse_retries=args.parse_retries)
     devset = sst2("dev", args.limit)
     console.print(f"SST-2 dev: {len(devset)} sentences · model {args.model} · constrained={not args.unconstrained}")
 

@@ -41,6 +41,15 @@ _LAZY: dict[str, str] = {
     "JSONAdapter": "promptless.adapters",
     "CompletionAdapter": "promptless.adapters",
     "ParseError": "promptless.adapters",
+    # optimizers
+    "Optimizer": "promptless.optimizers",
+    "CompileReport": "promptless.optimizers",
+    "LabeledFewShot": "promptless.optimizers",
+    "BootstrapFewShot": "promptless.optimizers",
+    "BootstrapFewShotWithRandomSearch": "promptless.optimizers",
+    "KNNFewShot": "promptless.optimizers",
+    "Ensemble": "promptless.optimizers",
+    "majority": "promptless.optimizers",
     # evaluation
     "Evaluate": "promptless.evaluate",
     "EvaluationResult": "promptless.evaluate",
@@ -98,6 +107,16 @@ if TYPE_CHECKING:
     from promptless.module import ArtifactError, Module
     from promptless.modules.chain_of_thought import ChainOfThought
     from promptless.modules.predict import Predict
+    from promptless.optimizers import (
+        BootstrapFewShot,
+        BootstrapFewShotWithRandomSearch,
+        CompileReport,
+        Ensemble,
+        KNNFewShot,
+        LabeledFewShot,
+        Optimizer,
+        majority,
+    )
     from promptless.primitives import Example, Prediction
     from promptless.settings import configure, context
     from promptless.signature import InputField, OutputField, Signature, SignatureError, ensure_signature

@@ -72,3 +72,10 @@ def run_in_context(fn: Callable[..., Any]) -> Callable[..., Any]:
         return ctx.copy().run(fn, *args, **kwargs)
 
     return bound
+
+
+def __getattr__(name: str) -> Any:
+    """``promptless.settings.lm`` reads the setting in force, as ``dspy.settings.lm`` does."""
+    if name in _NAMES:
+        return getattr(current(), name)
+    raise AttributeError(f"module 'promptless.settings' has no attribute {name!r}")

@@ -98,7 +98,7 @@ def test_settings_follow_into_batch_threads_and_stay_isolated():
     with pl.context(lm=lm):
         results = program.batch(examples, num_threads=4)
     assert len(lm.requests) == 8 and all(r is not None for r in results)
-    assert pl.settings.current().lm is None  # the block's settings did not leak
+    assert pl.settings.current().lm is None and pl.settings.lm is None  # the block's settings did not leak
 
 
 def test_batch_reports_failures_per_input():

@@ -1,0 +1,123 @@
+"""What every optimizer shares: the compile contract, its report, and the errors that end a run.
+
+Contract: ``compile(student, *, trainset, valset=None, teacher=None)`` returns a
+*new* program (the student is never mutated) with ``program.compile_report``
+attached. An example that raises while the optimizer runs the program scores as
+a failure and the run goes on (up to ``max_errors``); an error that will not go
+away (``FATAL_ERRORS``) ends the run at once with that error.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from promptless.evaluate.stats import bootstrap_ci
+from promptless.lm.errors import LMAuthError, LMNotFound, LMUnavailable
+from promptless.lm.models import ModelNotInstalled
+from promptless.module import Module
+from promptless.primitives import Example
+from promptless.trace import UsageTracker
+
+# LMUnavailable reaches an optimizer only after the LM's own retries: the server is down.
+FATAL_ERRORS: tuple[type[BaseException], ...] = (LMAuthError, LMNotFound, ModelNotInstalled, LMUnavailable)
+
+Metric = Callable[..., Any]
+
+
+@dataclass
+class CandidateScore:
+    """One program the optimizer considered, and how it scored (percent, with a 95 % CI)."""
+
+    name: str
+    score: float | None = None
+    ci: tuple[float, float] | None = None
+    n: int = 0
+    errors: int = 0
+    notes: str = ""
+
+    @classmethod
+    def from_scores(cls, name: str, scores: Sequence[float], errors: int = 0, notes: str = "") -> CandidateScore:
+        mean = sum(scores) / len(scores) if scores else 0.0
+        lo, hi = bootstrap_ci(list(scores))
+        return cls(name, 100 * mean, (100 * lo, 100 * hi), len(scores), errors, notes)
+
+
+@dataclass
+class CompileReport:
+    """What a compile found and what it cost."""
+
+    optimizer: str
+    candidates: list[CandidateScore] = field(default_factory=list)
+    chosen: str | None = None
+    lm_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cache_hits: int = 0
+    wall_time_s: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def record_usage(self, usage: UsageTracker, started: float) -> None:
+        total = usage.total
+        self.lm_calls, self.prompt_tokens, self.completion_tokens = (
+            total.calls,
+            total.prompt_tokens,
+            total.completion_tokens,
+        )
+        self.cache_hits = usage.cache_hits
+        self.wall_time_s = time.perf_counter() - started
+
+    def summary(self) -> str:
+        lines = [
+            f"{self.optimizer}: {self.lm_calls} LM calls ({self.cache_hits} cache hits), "
+            f"{self.prompt_tokens} prompt + {self.completion_tokens} completion tokens, {self.wall_time_s:.1f} s"
+        ]
+        for c in self.candidates:
+            mark = "*" if c.name == self.chosen else " "
+            score = f"{c.score:.1f}% ({c.ci[0]:.1f}–{c.ci[1]:.1f})" if c.score is not None and c.ci else "-"
+            lines.append(f" {mark} {c.name}: {score} n={c.n} errors={c.errors} {c.notes}".rstrip())
+        lines += [f"   note: {note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+class Optimizer:
+    """Base class: subclasses implement ``compile``."""
+
+    def compile(
+        self,
+        student: Module,
+        *,
+        trainset: Sequence[Example],
+        valset: Sequence[Example] | None = None,
+        teacher: Module | None = None,
+    ) -> Module:
+        raise NotImplementedError
+
+
+def check_trainset(trainset: Sequence[Example], name: str = "trainset") -> list[Example]:
+    """Examples with inputs marked; a clear error otherwise (before any LM call is spent)."""
+    examples = list(trainset)
+    if not examples:
+        raise ValueError(f"{name} is empty")
+    for i, example in enumerate(examples):
+        if not isinstance(example, Example):
+            raise TypeError(f"{name}[{i}] is a {type(example).__name__}, not an Example")
+        if not example.input_keys:
+            raise ValueError(f"{name}[{i}] has no inputs marked ({list(example)}): use .with_inputs(...)")
+    return examples
+
+
+def passes(metric: Metric, example: Example, prediction: Any, trace: Any, threshold: float | None) -> bool:
+    """The metric's verdict: truthy without a threshold, ``>= threshold`` with one."""
+    value = metric(example, prediction, trace)
+    if threshold is None:
+        return bool(value)
+    return float(value or 0.0) >= threshold
+
+
+def attach_report(program: Module, report: CompileReport) -> Module:
+    program.compile_report = report  # type: ignore[attr-defined]
+    program._compiled = True
+    return program

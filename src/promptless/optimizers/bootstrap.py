@@ -1,0 +1,182 @@
+"""BootstrapFewShot: run a teacher program, keep the traces that pass the metric, turn each step into a demo.
+
+Only the final output needs a label: a trace that passes gives every predictor
+it went through one demo of its own inputs and outputs, however deeply nested.
+Examples are run in parallel threads, in fixed-size waves, and the demos are
+taken in trainset order, so the result does not depend on thread timing.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import random
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from promptless.module import Module
+from promptless.optimizers.base import (
+    FATAL_ERRORS,
+    CompileReport,
+    Metric,
+    Optimizer,
+    attach_report,
+    check_trainset,
+    passes,
+)
+from promptless.optimizers.labeled import LabeledFewShot
+from promptless.primitives import Example
+from promptless.settings import context, current, run_in_context
+from promptless.trace import track_usage
+
+log = logging.getLogger("promptless.optimizers")
+
+
+class TooManyErrors(RuntimeError):
+    """More examples raised than ``max_errors`` allows."""
+
+
+@dataclass
+class Attempt:
+    """One teacher run on one example: the demos it yields per predictor name, or why it gave none."""
+
+    index: int
+    demos: dict[str, list[Example]] = field(default_factory=dict)
+    passed: bool = False
+    error: BaseException | None = None
+
+
+class BootstrapFewShot(Optimizer):
+    """Up to ``max_bootstrapped_demos`` traced demos, topped up with labelled ones to ``max_labeled_demos``.
+
+    ``metric_threshold``: without it a trace passes when the metric is truthy;
+    with it, when the metric's value is at least the threshold.
+    ``max_rounds``: rounds after the first resample the teacher at temperature
+    1.0 with a fresh ``rollout_id``, so the cache does not return the same failure.
+    ``teacher_settings``: settings the teacher runs under, e.g. ``{"lm": LM(...)}``.
+    """
+
+    def __init__(
+        self,
+        metric: Metric,
+        metric_threshold: float | None = None,
+        teacher_settings: dict[str, Any] | None = None,
+        max_bootstrapped_demos: int = 4,
+        max_labeled_demos: int = 16,
+        max_rounds: int = 1,
+        max_errors: int | None = None,
+        num_threads: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        if not callable(metric):
+            raise TypeError(f"BootstrapFewShot(metric=) must be callable, got {metric!r}")
+        self.metric = metric
+        self.metric_threshold = metric_threshold
+        self.teacher_settings = dict(teacher_settings or {})
+        self.max_bootstrapped_demos = max_bootstrapped_demos
+        self.max_labeled_demos = max_labeled_demos
+        self.max_rounds = max_rounds
+        self.max_errors = max_errors
+        self.num_threads = num_threads
+        self.seed = seed
+
+    def compile(
+        self,
+        student: Module,
+        *,
+        trainset: Sequence[Example],
+        valset: Sequence[Example] | None = None,
+        teacher: Module | None = None,
+    ) -> Module:
+        started = time.perf_counter()
+        examples = check_trainset(trainset)
+        program = student.reset_copy()
+        teacher = self._prepare_teacher(teacher if teacher is not None else student, examples)
+        names = [name for name, _ in program.named_predictors()]
+        if [name for name, _ in teacher.named_predictors()] != names:
+            raise ValueError(
+                f"teacher and student differ in structure: {[n for n, _ in teacher.named_predictors()]} vs {names}"
+            )
+        with track_usage() as usage:
+            attempts = self._bootstrap(teacher, examples)
+        report = CompileReport("BootstrapFewShot")
+        self._assign_demos(program, examples, attempts, report)
+        report.record_usage(usage, started)
+        return attach_report(program, report)
+
+    # -- steps ------------------------------------------------------------------------------------
+    def _prepare_teacher(self, teacher: Module, examples: list[Example]) -> Module:
+        """A private copy; an uncompiled teacher first gets labelled demos, as in DSPy."""
+        teacher = teacher.deepcopy()
+        if self.max_labeled_demos and not any(p.demos for p in teacher.predictors()):
+            teacher = LabeledFewShot(k=self.max_labeled_demos, seed=self.seed).compile(teacher, trainset=examples)
+        return teacher
+
+    def _bootstrap(self, teacher: Module, examples: list[Example]) -> dict[int, Attempt]:
+        """Run the teacher round by round until enough examples passed; returns the passing attempts."""
+        passed: dict[int, Attempt] = {}
+        errors = 0
+        threads = max(1, self.num_threads or current().num_threads)
+        for round_index in range(self.max_rounds):
+            todo = [i for i in range(len(examples)) if i not in passed]
+            for start in range(0, len(todo), threads):
+                if len(passed) >= self.max_bootstrapped_demos:
+                    return passed
+                wave = todo[start : start + threads]
+                run = run_in_context(functools.partial(self._attempt, teacher, examples, round_index=round_index))
+                with ThreadPoolExecutor(max_workers=threads) as pool:
+                    attempts = list(pool.map(run, wave))
+                for attempt in attempts:
+                    if attempt.error is not None:
+                        if isinstance(attempt.error, FATAL_ERRORS):
+                            raise attempt.error
+                        errors += 1
+                        if self.max_errors is not None and errors > self.max_errors:
+                            raise TooManyErrors(
+                                f"{errors} examples raised while bootstrapping (max_errors={self.max_errors})"
+                            ) from attempt.error
+                    elif attempt.passed:
+                        passed[attempt.index] = attempt
+        return passed
+
+    def _attempt(self, teacher: Module, examples: list[Example], index: int, *, round_index: int) -> Attempt:
+        example = examples[index]
+        attempt = Attempt(index)
+        own = teacher.deepcopy()  # per thread: demos are filtered and sampling changed without races
+        for predictor in own.predictors():
+            predictor.demos = [d for d in predictor.demos if d != example]
+            if round_index > 0:
+                predictor.config = {**predictor.config, "temperature": 1.0, "rollout_id": round_index}
+        names = {id(p): name for name, p in own.named_predictors()}
+        trace: list = []
+        try:
+            with context(**{**self.teacher_settings, "trace": trace}):
+                prediction = own(**example.inputs())
+                attempt.passed = passes(self.metric, example, prediction, trace, self.metric_threshold)
+        except Exception as error:
+            attempt.error = error
+            log.debug("bootstrap example %d raised %r", index, error)
+            return attempt
+        for step in trace:
+            name = names.get(id(step.predictor))
+            if name is not None:
+                demo = Example({**step.inputs, **step.outputs.toDict()})
+                attempt.demos.setdefault(name, []).append(demo)
+        return attempt
+
+    def _assign_demos(
+        self, program: Module, examples: list[Example], passed: dict[int, Attempt], report: CompileReport
+    ) -> None:
+        chosen = sorted(passed)[: self.max_bootstrapped_demos]  # the first passing ones, whatever the threads
+        rest = [ex for i, ex in enumerate(examples) if i not in chosen]
+        rng = random.Random(self.seed)
+        for name, predictor in program.named_predictors():
+            boot = [demo for i in chosen for demo in passed[i].demos.get(name, [])][: self.max_bootstrapped_demos]
+            n_labeled = max(0, self.max_labeled_demos - len(boot))
+            labeled = rng.sample(rest, min(n_labeled, len(rest)))
+            predictor.demos = boot + labeled
+            report.notes.append(f"{name}: {len(boot)} bootstrapped + {len(labeled)} labelled demos")
+        report.notes.append(f"{len(passed)} of the examples tried passed the metric")
