@@ -25,3 +25,37 @@ def sst2(split: str = "dev", limit: int | None = None) -> list[pl.Example]:
         for row in rows
     ]
     return examples[:limit] if limit else examples
+
+
+def bbh(task: str) -> list[pl.Example]:
+    """A BIG-Bench Hard task as question/answer examples."""
+    import json
+
+    path = DATA / "bbh" / f"{task}.json"
+    if not path.is_file():
+        tasks = sorted(p.stem for p in (DATA / "bbh").glob("*.json"))
+        raise SystemExit(f"no BBH task {task!r} at {path}; tasks: {', '.join(tasks)}")
+    rows = json.loads(path.read_text(encoding="utf-8"))["examples"]
+    return [pl.Example(question=row["input"], answer=row["target"]).with_inputs("question") for row in rows]
+
+
+TREC_COARSE = {
+    "ABBR": "abbreviation",
+    "DESC": "description",
+    "ENTY": "entity",
+    "HUM": "human",
+    "LOC": "location",
+    "NUM": "number",
+}
+
+
+def trec(limit: int | None = None) -> list[pl.Example]:
+    """TREC questions with their coarse answer category, spelled out."""
+    path = DATA / "trec" / "train.tsv"
+    with path.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+    examples = [
+        pl.Example(question=row["text"], category=TREC_COARSE[row["coarse_label"]]).with_inputs("question")
+        for row in rows
+    ]
+    return examples[:limit] if limit else examples

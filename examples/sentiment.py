@@ -1,12 +1,17 @@
-"""Zero-shot sentiment on SST-2 dev with the embedded model: accuracy, parse failures, tokens, speed.
+"""Sentiment on SST-2 with the embedded model: zero-shot, then compiled with BootstrapFewShot.
 
-python examples/sentiment.py [--model local/gemma-3-270m] [--limit N] [--unconstrained]
+    python examples/sentiment.py                  # the `make demo` run
+    python examples/sentiment.py --zero-shot-only --model local/smollm2-135m --unconstrained
+
+Prints a before/after table (accuracy with a 95 % CI, parse failures, prompt
+tokens per call, s/item, LM calls spent compiling), saves the compiled program
+to JSON and loads it back into a fresh program.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
+import random
 import sys
 import time
 from pathlib import Path
@@ -32,54 +37,78 @@ def accuracy(example: pl.Example, prediction: pl.Prediction, trace: object = Non
     return example.sentiment == prediction.sentiment
 
 
+def row(name: str, result: pl.EvaluationResult, extra: str = "-") -> list[str]:
+    parse_failures = sum("ParseError" in detail for detail in result.error_details.values())
+    usage = result.usage.total
+    return [
+        name,
+        f"{result.score:.1f}% ({result.ci[0]:.1f}–{result.ci[1]:.1f})",
+        str(parse_failures),
+        str(result.errors - parse_failures),
+        f"{usage.prompt_tokens / max(1, usage.calls):.0f}",
+        f"{result.wall_time_s / max(1, result.n):.3f}",
+        extra,
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="local/gemma-3-270m")
-    parser.add_argument("--limit", type=int, default=None, help="first N dev sentences (default: all 872)")
+    parser.add_argument("--train", type=int, default=100, help="SST-2 train sentences to compile from")
+    parser.add_argument("--dev", type=int, default=300, help="SST-2 dev sentences to evaluate on (0 = all 872)")
+    parser.add_argument("--zero-shot-only", action="store_true", help="evaluate zero-shot and stop")
     parser.add_argument("--unconstrained", action="store_true", help="turn off grammar-constrained decoding")
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--parse-retries", type=int, default=1, help="retries after an unreadable answer")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default="artifacts/sentiment.json", help="where to save the compiled program")
     args = parser.parse_args()
     console = Console()
 
     lm = pl.LM(args.model, cache=False)  # measure the model, not the cache
     adapter = None
     if args.unconstrained:
-        adapter = (
-            pl.CompletionAdapter(constrained=False)
-            if lm.model_type == "completion"
-            else pl.ChatAdapter(constrained=False)
-        )
-    pl.configure(lm=lm, adapter=adapter, max_parse_retries=args.parse_retries)
-    devset = sst2("dev", args.limit)
-    console.print(f"SST-2 dev: {len(devset)} sentences · model {args.model} · constrained={not args.unconstrained}")
-
-    program = pl.Predict(Sentiment)
-    started = time.perf_counter()
-    result = pl.Evaluate(devset=devset, metric=accuracy, num_threads=args.threads, display_progress=True)(program)
-    wall = time.perf_counter() - started
-
-    parse_failures = sum("ParseError" in detail for detail in result.error_details.values())
-    prompt_tokens = [entry.response.usage.prompt_tokens for entry in lm.history if not entry.response.cached]
-    table = Table(title="Zero-shot SST-2 dev")
-    for column in ("model", "accuracy (95% CI)", "parse failures", "other errors", "median prompt tokens", "s/item"):
-        table.add_column(column)
-    table.add_row(
-        args.model,
-        f"{result.score:.1f}% ({result.ci[0]:.1f}–{result.ci[1]:.1f})",
-        str(parse_failures),
-        str(result.errors - parse_failures),
-        f"{statistics.median(prompt_tokens):.0f}" if prompt_tokens else "-",
-        f"{wall / len(devset):.3f}",
-    )
-    console.print(table)
+        kind = pl.CompletionAdapter if lm.model_type == "completion" else pl.ChatAdapter
+        adapter = kind(constrained=False)
+    pl.configure(lm=lm, adapter=adapter, max_parse_retries=args.parse_retries, num_threads=args.threads)
+    devset = sst2("dev")
+    devset = random.Random(0).sample(devset, args.dev) if args.dev else devset
+    trainset = random.Random(0).sample(sst2("train"), args.train)
     console.print(
-        f"LM calls {result.usage.total.calls}, prompt tokens {result.usage.total.prompt_tokens}, "
-        f"completion tokens {result.usage.total.completion_tokens}, wall {wall:.1f} s"
+        f"model {args.model} · constrained={not args.unconstrained} · SST-2 train sample {len(trainset)} "
+        f"· dev sample {len(devset)} of 872"
     )
+
+    table = Table(title="SST-2 dev")
+    for column in ("program", "accuracy (95% CI)", "parse failures", "other errors", "prompt tokens/call", "s/item",
+                   "compile"):  # fmt: skip
+        table.add_column(column)
+    program = pl.Predict(Sentiment)
+    evaluate = pl.Evaluate(devset=devset, metric=accuracy, display_progress=True)
+    table.add_row(*row("zero-shot", evaluate(program)))
+
+    if not args.zero_shot_only:
+        optimizer = pl.BootstrapFewShot(accuracy, max_bootstrapped_demos=4, max_labeled_demos=8)
+        compiled = optimizer.compile(program, trainset=trainset)
+        report = compiled.compile_report
+        cost = f"{report.lm_calls} LM calls, {report.wall_time_s:.1f} s"
+        table.add_row(*row(f"BootstrapFewShot ({len(compiled.demos)} demos)", evaluate(compiled), cost))
+        path = compiled.save(args.out)
+        reloaded = pl.Predict(Sentiment).load(path)
+        sample = devset[0].sentence
+        same = reloaded(sentence=sample).sentiment == compiled(sentence=sample).sentiment
+    console.print(table)
+
     console.rule("The exact prompt of one call (promptless.inspect_prompt)")
-    console.print(pl.inspect_prompt(program, sentence=devset[0].sentence), markup=False, highlight=False)
+    shown = program if args.zero_shot_only else compiled
+    console.print(pl.inspect_prompt(shown, sentence=devset[0].sentence), markup=False, highlight=False)
+    if not args.zero_shot_only:
+        console.rule("Saved artifact")
+        console.print(f"saved to {path}; load it into a fresh program with:")
+        console.print(f'    program = pl.Predict(Sentiment).load("{path}")', markup=False, highlight=False)
+        console.print(f"reloaded program gives the same answer on a dev sentence: {same}")
 
 
 if __name__ == "__main__":
+    started = time.perf_counter()
     main()
+    Console().print(f"total wall time {time.perf_counter() - started:.0f} s")
