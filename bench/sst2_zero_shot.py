@@ -55,10 +55,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--models", nargs="+", default=["local/gemma-3-270m", "local/smollm2-135m"])
+    parser.add_argument("--modes", nargs="+", default=["constrained", "unconstrained"])
     args = parser.parse_args()
     devset = sst2("dev", args.limit)
     for model in args.models:
-        for constrained in (True, False):
+        for mode in args.modes:
+            constrained = mode == "constrained"
             print(json.dumps(run(model, constrained, devset)), flush=True)
 
 

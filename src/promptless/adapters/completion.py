@@ -48,7 +48,10 @@ class CompletionAdapter(Adapter):
         first_output = next(iter(signature.output_fields.values()))
         blocks.append(f"{render_fields(signature.input_fields, inputs)}\n{first_output.label}:")
         grammar = output_line_grammar(signature, text_cap=self.text_cap) if self.constrained else None
-        stop = () if self.constrained else ("\n\n", "\n---")
+        # Unconstrained, a base model tends to go on with the next example: stop where one would begin.
+        stop = (
+            () if self.constrained else ("\n\n", "\n---", *(f"\n{f.label}:" for f in signature.input_fields.values()))
+        )
         return Request(prompt=SEPARATOR.join(blocks), grammar=grammar, stop=stop, **sampling)
 
     def parse(self, signature: Signature, text: str) -> dict[str, Any]:

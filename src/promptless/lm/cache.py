@@ -1,8 +1,8 @@
-"""The LM cache: an in-memory LRU in front of a sqlite file (WAL) shared by processes.
+"""The LM cache: an in-memory LRU in front of a sqlite file (WAL) that processes can share.
 
-The file is created on the first write, never at import or construction, so a
-read-only home still works (memory only, with one warning). A corrupt file is
-moved aside, kept for inspection, and replaced; nothing raises to the caller.
+The file is created on the first write, never at import or construction, so building an
+``LM`` touches no disk. Nothing raises to the caller: an unusable location means memory
+only (one warning); a corrupt file is moved aside, kept for inspection, and replaced.
 """
 
 from __future__ import annotations
@@ -20,158 +20,144 @@ from typing import Any
 log = logging.getLogger("promptless.cache")
 
 FILE_NAME = "lm_cache.sqlite3"
+_CORRUPT = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
+_SETUP = (
+    "PRAGMA journal_mode=WAL",  # readers in other processes never block the writer
+    "PRAGMA synchronous=NORMAL",  # safe with WAL; a crash may lose the last writes, which a cache can afford
+    "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL)",
+)
 
 
 def default_directory() -> Path:
+    """``$PROMPTLESS_CACHE_DIR``, else ``~/.cache/promptless``; read per cache so tests can redirect it."""
     return Path(os.environ.get("PROMPTLESS_CACHE_DIR") or Path.home() / ".cache" / "promptless")
 
 
 class Cache:
-    """Thread-safe two-tier cache of JSON values by string key."""
+    """Thread-safe two-tier cache of JSON dicts; memory holds JSON text so each ``get`` returns a fresh copy."""
 
-    def __init__(
-        self, directory: str | os.PathLike[str] | None = None, *, memory_size: int = 10_000, disk: bool = True
-    ):
-        self.path = Path(directory) / FILE_NAME if directory is not None else default_directory() / FILE_NAME
+    busy_timeout: float = 30.0  # seconds to wait for another process's write lock
+
+    def __init__(self, directory: str | Path | None = None, *, memory_size: int = 10_000, disk: bool = True) -> None:
+        self.path = Path(directory if directory is not None else default_directory()) / FILE_NAME
         self.memory_size = memory_size
-        self.hits = 0
+        self.hits = 0  # gets answered (memory or disk)
         self.misses = 0
-        self._memory: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self._lock = threading.Lock()
-        self._disk_enabled = disk
+        self._memory: OrderedDict[str, str] = OrderedDict()
+        self._memory_lock = threading.Lock()  # separate locks: a slow disk never blocks memory hits
+        self._disk_lock = threading.Lock()
+        self._disk = disk
         self._conn: sqlite3.Connection | None = None
 
-    # -- public ---------------------------------------------------------------------------------
     def get(self, key: str) -> dict[str, Any] | None:
-        with self._lock:
-            value = self._memory.get(key)
-            if value is not None:
+        with self._memory_lock:
+            text = self._memory.get(key)
+            if text is not None:
                 self._memory.move_to_end(key)
-            else:
-                value = self._disk_get(key)
-                if value is not None:
-                    self._remember(key, value)
+        from_disk = text is None
+        if from_disk:
+            rows = self._disk_run("SELECT value FROM entries WHERE key = ?", (key,), create=False)
+            text = rows[0][0] if rows else None
+        value = _decode(text)
+        with self._memory_lock:
             self.hits += value is not None
             self.misses += value is None
-            return value
+            if from_disk and value is not None and key not in self._memory:  # never overwrite a newer put
+                self._remember(key, text)
+        return value
 
     def put(self, key: str, value: dict[str, Any]) -> None:
-        text = json.dumps(value, ensure_ascii=False)
-        with self._lock:
-            self._remember(key, value)
-            self._disk_put(key, text)
+        try:
+            text = json.dumps(value, ensure_ascii=False)
+        except (TypeError, ValueError) as error:
+            log.warning("LM cache: value is not JSON-serialisable (%s); not cached", error)
+            return
+        with self._memory_lock:
+            self._remember(key, text)
+        self._disk_run("INSERT OR REPLACE INTO entries VALUES (?, ?, ?)", (key, text, time.time()), create=True)
 
     def clear(self) -> None:
-        with self._lock:
+        """Empty both tiers (the file stays, empty)."""
+        with self._memory_lock:
             self._memory.clear()
-            conn = self._connect(create=False)
-            if conn is not None:
-                self._guarded(lambda: conn.execute("DELETE FROM entries") and conn.commit())
+        self._disk_run("DELETE FROM entries", (), create=False)
 
     def close(self) -> None:
-        with self._lock:
+        """Release the file; a later call reopens it."""
+        with self._disk_lock:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
 
-    # -- memory tier ----------------------------------------------------------------------------
-    def _remember(self, key: str, value: dict[str, Any]) -> None:
-        self._memory[key] = value
+    def _remember(self, key: str, text: str) -> None:
+        self._memory[key] = text
         self._memory.move_to_end(key)
         while len(self._memory) > self.memory_size:
             self._memory.popitem(last=False)
 
-    # -- disk tier (called with the lock held) ----------------------------------------------------
-    def _disk_get(self, key: str) -> dict[str, Any] | None:
-        conn = self._connect(create=False)
-        if conn is None:
-            return None
-        row = self._guarded(lambda: conn.execute("SELECT value FROM entries WHERE key = ?", (key,)).fetchone())
-        if not row:
-            return None
-        try:
-            return json.loads(row[0])
-        except json.JSONDecodeError:
-            return None  # a damaged row is a miss; the next put overwrites it
+    def _disk_run(self, sql: str, params: tuple[Any, ...], *, create: bool) -> list[tuple[Any, ...]]:
+        """Run one statement; after moving a corrupt file aside, retry once on a fresh one."""
+        with self._disk_lock:
+            for _ in range(2):
+                try:
+                    conn = self._connect(create)
+                    if conn is None:
+                        return []
+                    with conn:  # commit, or roll back on error
+                        return conn.execute(sql, params).fetchall()
+                except (sqlite3.Error, OSError) as error:
+                    if not self._recover(error):
+                        return []
+            return []
 
-    def _disk_put(self, key: str, text: str) -> None:
-        conn = self._connect(create=True)
-        if conn is not None:
-            self._guarded(
-                lambda: (
-                    conn.execute(
-                        "INSERT OR REPLACE INTO entries (key, value, created) VALUES (?, ?, ?)",
-                        (key, text, time.time()),
-                    )
-                    and conn.commit()
-                )
-            )
-
-    def _connect(self, *, create: bool) -> sqlite3.Connection | None:
-        if self._conn is not None or not self._disk_enabled:
-            return self._conn
-        if not create and not self.path.exists():
-            return None
-        try:
+    def _connect(self, create: bool) -> sqlite3.Connection | None:
+        """The open connection; opened lazily, and a read never creates the file."""
+        if self._conn is None and self._disk and (create or self.path.exists()):
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = self._open()
-        except sqlite3.DatabaseError:
-            self._move_aside()
-            self._conn = self._open_or_disable()
-        except OSError as error:
-            self._disable(error)
+            self._conn = sqlite3.connect(self.path, timeout=self.busy_timeout, check_same_thread=False)
+            for statement in _SETUP:  # a failure here reaches _recover, which closes the connection
+                self._conn.execute(statement)
         return self._conn
 
-    def _open(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL)")
-            conn.commit()
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def _open_or_disable(self) -> sqlite3.Connection | None:
-        try:
-            return self._open()
-        except (sqlite3.Error, OSError) as error:
-            self._disable(error)
-            return None
-
-    def _guarded(self, operation: Any) -> Any:
-        """Run a query; on a corrupt or unwritable file, fall back instead of raising."""
-        try:
-            return operation()
-        except sqlite3.DatabaseError as error:
-            log.warning("LM cache %s failed (%s); starting a fresh file", self.path, error)
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-            self._move_aside()
-            return None
-        except (sqlite3.Error, OSError) as error:
-            self._disable(error)
-            return None
-
-    def _move_aside(self) -> None:
-        if not self.path.exists():
-            return
-        target = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
-        log.warning("LM cache file %s is damaged; moved to %s and starting afresh", self.path, target)
-        try:
-            self.path.rename(target)
-            for suffix in ("-wal", "-shm"):
-                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
-        except OSError as error:
-            self._disable(error)
-
-    def _disable(self, error: BaseException) -> None:
-        if self._disk_enabled:
-            log.warning("LM cache on disk is off (%s: %s); using memory only", self.path, error)
-        self._disk_enabled = False
+    def _recover(self, error: BaseException) -> bool:
+        """Close the connection; True when the file was corrupt and has been moved aside (so retry)."""
         if self._conn is not None:
             self._conn.close()
-        self._conn = None
+            self._conn = None
+        if not _is_corrupt(error):
+            self._disable(error)  # locked, read-only, no space, not a directory...: not the file's fault
+            return False
+        target = self.path.with_name(f"{FILE_NAME}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+        while target.exists():
+            target = target.with_name(target.name + "-1")
+        log.warning("LM cache %s is damaged (%s); moved to %s, starting afresh", self.path, error, target)
+        try:
+            self.path.rename(target)
+            for suffix in ("-wal", "-shm"):  # the journal belongs to the old file; never replay it into a new one
+                side = Path(f"{self.path}{suffix}")
+                if side.exists():
+                    side.rename(f"{target}{suffix}")
+        except OSError as move_error:
+            self._disable(move_error)
+            return False
+        return True
+
+    def _disable(self, error: BaseException) -> None:
+        if self._disk:
+            log.warning("LM cache on disk is off (%s: %s); using memory only", self.path, error)
+        self._disk = False
+
+
+def _is_corrupt(error: BaseException) -> bool:
+    """Only a damaged file, not a locked or read-only one (``OperationalError`` is a ``DatabaseError`` too)."""
+    code = getattr(error, "sqlite_errorcode", None) or 0  # absent on errors raised by Python itself
+    return isinstance(error, sqlite3.DatabaseError) and code & 0xFF in _CORRUPT
+
+
+def _decode(text: str | None) -> dict[str, Any] | None:
+    """A row that is not a JSON object counts as a miss; the next put overwrites it."""
+    try:
+        value = json.loads(text) if text is not None else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
