@@ -66,11 +66,13 @@ class EvaluationResult:
 
 
 class Evaluate:
+    """``Evaluate(devset=..., metric=...)(program)``: DSPy's evaluator, returning an ``EvaluationResult``."""
+
     def __init__(
         self,
-        *,
         devset: Sequence[Example],
         metric: Metric | None = None,
+        *,
         num_threads: int | None = None,
         display_progress: bool = False,
         max_errors: int | None = None,
@@ -99,6 +101,8 @@ class Evaluate:
         with track_usage() as usage:
             run = _Run(program, metric, examples, self.failure_score, self.max_errors)
             run.execute(self.num_threads or current().num_threads, self.display_progress)
+        if run.error_details:
+            log.warning("%d of %d examples failed; see result.error_details", len(run.error_details), len(examples))
         scores = [score for _, _, score in run.results]
         mean = sum(scores) / len(scores) if scores else 0.0
         lo, hi = bootstrap_ci(scores)
@@ -136,7 +140,8 @@ class _Run:
             prediction = self.program(**example.inputs())
             score = float(self.metric(example, prediction, None) or 0.0)
         except FATAL_ERRORS as error:
-            self._stop_with(error)
+            with self.lock:
+                self._stop_with(error)
             return
         except Exception as error:
             self._record_error(index, error)
@@ -152,6 +157,7 @@ class _Run:
         with self.lock:
             self.error_details[index] = f"{type(error).__name__}: {error}"
             self.done += 1
+            self.total_score += self.failure
             self.unavailable_in_a_row = self.unavailable_in_a_row + 1 if isinstance(error, LMUnavailable) else 0
             if self.unavailable_in_a_row >= UNAVAILABLE_IN_A_ROW:
                 self._stop_with(error)
@@ -160,6 +166,7 @@ class _Run:
                 self._stop_with(TooManyErrors(message), cause=error)
 
     def _stop_with(self, error: BaseException, cause: BaseException | None = None) -> None:
+        """Remember the first reason to stop (caller holds the lock); workers skip what is left."""
         if cause is not None:
             error.__cause__ = cause
         self.fatal = self.fatal or error
@@ -170,15 +177,17 @@ class _Run:
         with ThreadPoolExecutor(max_workers=max(1, num_threads)) as pool:
             pending: set[Future[None]] = {pool.submit(run_in_context(self.one), i) for i in range(len(self.examples))}
             try:
-                while pending:
-                    _, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                while pending and not self.stop.is_set():
+                    finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        future.result()  # only a bug in this module (or a BaseException) gets here
                     if progress is not None:
                         progress.update(self.done, self.total_score, len(self.error_details))
-                    if self.stop.is_set():
-                        for future in pending:
-                            future.cancel()
-                        break
             finally:
+                # Also on Ctrl-C: don't let the pool's exit wait for the whole dev set.
+                self.stop.set()
+                for future in pending:
+                    future.cancel()
                 if progress is not None:
                     progress.close()
         if self.fatal is not None:

@@ -31,7 +31,11 @@ def bootstrap_ci(
         return _percentiles(means, confidence)
     data = np.asarray(values, dtype=float)
     rng = np.random.default_rng(seed)
-    means = data[rng.integers(0, n, size=(n_resamples, n))].mean(axis=1).tolist()
+    rows = max(1, 1_000_000 // n)  # resample in blocks: a 10k-item dev set must not need gigabytes
+    means: list[float] = []
+    for start in range(0, n_resamples, rows):
+        size = min(rows, n_resamples - start)
+        means.extend(data[rng.integers(0, n, size=(size, n))].mean(axis=1).tolist())
     return _percentiles(means, confidence)
 
 
