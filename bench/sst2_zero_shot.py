@@ -27,7 +27,7 @@ def run(model: str, constrained: bool, devset: list[pl.Example]) -> dict[str, ob
     lm = pl.LM(model, cache=False, history_size=len(devset) + 1)
     kind = pl.CompletionAdapter if lm.model_type == "completion" else pl.ChatAdapter
     program = pl.Predict(Sentiment, lm=lm, adapter=kind(constrained=constrained))
-    program(sentence="warm-up call: the model loads here.")
+    lm(pl.Request(prompt="warm-up: the model loads here", max_tokens=1) if lm.model_type == "completion" else "hi")
     correct = failures = 0
     seconds = []
     with pl.context(max_parse_retries=0):

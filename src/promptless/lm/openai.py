@@ -1,11 +1,13 @@
 """The HTTP backend: any server that speaks the OpenAI-compatible API (OpenAI, vLLM, SGLang, Ollama, llama.cpp).
 
-Structured output has two dialects. OpenAI, vLLM and SGLang take
-``response_format={"type": "json_schema", "json_schema": {...}}``; llama.cpp's
-Python server takes only ``{"type": "json_object", "schema": ...}`` and answers
-the other form with HTTP 422. With ``response_format_style="auto"`` the first
-structured call tries ``json_schema`` and, if the server refuses it, falls back
-to ``json_object`` and remembers that for the backend's lifetime.
+Structured output has two dialects. OpenAI, vLLM and SGLang take ``response_format=
+{"type": "json_schema", ...}``. llama-cpp-python's server takes only ``{"type": "json_object",
+"schema": ...}`` on /chat/completions and answers the other with HTTP 500 naming
+``response_format``; its /completions ignores any ``response_format`` but honours ``grammar``.
+So with ``response_format_style="auto"`` a structured chat call tries ``json_schema`` and falls
+back to ``json_object`` if refused, and a structured /completions call first asks the chat
+endpoint with a one-token probe (llama.cpp refuses it before running the model). The answer
+is kept for the backend's lifetime.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Generator
 from typing import Any, Literal
 
 import httpx
@@ -30,10 +33,15 @@ from promptless.lm.errors import (
 )
 
 Style = Literal["auto", "json_schema", "json_object"]
-_OVERFLOW_HINTS = ("context length", "maximum context", "context window", "too many tokens", "exceeds the context")
+Reply = dict[str, Any] | LMError
+Script = Generator[tuple[str, dict[str, Any]], Reply, Response]  # yields (url, body), is sent the reply
+_OVERFLOW_HINTS = ("context length", "maximum context", "context window", "too many tokens")
 
 
 class OpenAIBackend:
+    """Talks to ``{api_base}/chat/completions`` or ``/completions``; extra keyword arguments
+    (``top_p=``, ``frequency_penalty=``...) are sent with every request, as DSPy does."""
+
     supports_schema = True
 
     def __init__(
@@ -47,110 +55,130 @@ class OpenAIBackend:
         response_format_style: Style = "auto",
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
+        **params: Any,
     ) -> None:
+        if response_format_style not in ("auto", "json_schema", "json_object"):
+            raise ValueError(f"response_format_style: auto, json_schema or json_object, not {response_format_style!r}")
         self.model = model
         self.model_type = model_type
         self.api_base = (api_base or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
         self._api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         self.timeout = timeout
         self.style: Style = response_format_style
-        self._style_lock = threading.Lock()
+        self.params = params
+        self._lock = threading.Lock()
         self._transport, self._async_transport = transport, async_transport
         self._client: httpx.Client | None = None
-        self._client_lock = threading.Lock()
 
-    def __repr__(self) -> str:
+    def __repr__(self) -> str:  # never the key
         return f"OpenAIBackend({self.model!r}, api_base={self.api_base!r})"
 
-    # -- sync -----------------------------------------------------------------------------------
+    # -- I/O: a sync and an async driver of the same script ----------------------------------------
     @property
     def client(self) -> httpx.Client:
+        """One pooled, thread-safe client per backend, made on first use."""
         if self._client is None:
-            with self._client_lock:
+            with self._lock:
                 if self._client is None:
-                    self._client = httpx.Client(
-                        headers=self._headers(), timeout=self.timeout, transport=self._transport
-                    )
+                    headers, timeout = self._headers(), self.timeout
+                    self._client = httpx.Client(headers=headers, timeout=timeout, transport=self._transport)
         return self._client
 
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
     def complete(self, request: Request) -> Response:
-        started = time.perf_counter()
-        texts: list[str] = []
-        reasons: list[str] = []
-        usage = Usage()
-        attempt = 0
-        while len(texts) < request.n:  # some servers (llama.cpp) ignore n: top up with more calls
-            body = self._body(request, request.n - len(texts), attempt)
-            data = self._post_structured(request, body)
-            new_texts, new_reasons, new_usage = _read_choices(data, self._url(request))
-            texts += new_texts
-            reasons += new_reasons
-            usage = usage + new_usage
-            attempt += 1
-        return Response(texts[: request.n], usage, reasons[: request.n], time.perf_counter() - started, self.model)
+        script = self._script(request)
+        step = next(script)
+        while True:
+            try:
+                step = script.send(self._post(*step))
+            except StopIteration as done:
+                return done.value
 
-    def _post_structured(self, request: Request, body: dict[str, Any]) -> dict[str, Any]:
-        if request.schema is None or self.style != "auto":
-            return self._post(self._url(request), self._with_format(body, request, self.style))
-        try:
-            data = self._post(self._url(request), self._with_format(body, request, "json_schema"))
-        except (LMBadRequest, LMUnavailable) as error:
-            if not _refuses_json_schema(error):
-                raise
-            data = self._post(self._url(request), self._with_format(body, request, "json_object"))
-            self._settle("json_object")
-            return data
-        self._settle("json_schema")
-        return data
-
-    def _post(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
-        try:
-            reply = self.client.post(url, json=body)
-        except httpx.TimeoutException as error:
-            raise LMTimeout(f"{url}: no answer within {self.timeout:.0f}s ({type(error).__name__})") from None
-        except httpx.TransportError as error:
-            raise LMUnavailable(f"{url}: cannot connect ({type(error).__name__}: {error})") from None
-        return _checked(reply, url, self.model)
-
-    # -- async ----------------------------------------------------------------------------------
     async def acomplete(self, request: Request) -> Response:
-        """The same call without blocking an event loop (one short-lived client per call)."""
-        started = time.perf_counter()
-        style = self.style if self.style != "auto" else "json_schema"
-        body = self._with_format(self._body(request, request.n, 0), request, style)
+        """The same call without blocking the event loop."""
         async with httpx.AsyncClient(
             headers=self._headers(), timeout=self.timeout, transport=self._async_transport
         ) as client:
-            url = self._url(request)
-            try:
-                reply = await client.post(url, json=body)
-                data = _checked(reply, url, self.model)
-            except (LMBadRequest, LMUnavailable) as error:
-                if request.schema is None or self.style != "auto" or not _refuses_json_schema(error):
-                    raise
-                reply = await client.post(url, json=self._with_format(body, request, "json_object"))
-                data = _checked(reply, url, self.model)
-                self._settle("json_object")
-            except httpx.TimeoutException:
-                raise LMTimeout(f"{url}: no answer within {self.timeout:.0f}s") from None
-            except httpx.TransportError as error:
-                raise LMUnavailable(f"{url}: cannot connect ({type(error).__name__}: {error})") from None
-        texts, reasons, usage = _read_choices(data, url)
-        return Response(texts, usage, reasons, time.perf_counter() - started, self.model)
+            script = self._script(request)
+            step = next(script)
+            while True:
+                url, body = step
+                try:
+                    reply: Reply = _checked(await client.post(url, json=body), url, self.model)
+                except (LMError, httpx.HTTPError) as error:
+                    reply = self._as_lm_error(url, error)
+                try:
+                    step = script.send(reply)
+                except StopIteration as done:
+                    return done.value
 
-    # -- request building -----------------------------------------------------------------------
+    def _post(self, url: str, body: dict[str, Any]) -> Reply:
+        try:
+            return _checked(self.client.post(url, json=body), url, self.model)
+        except (LMError, httpx.HTTPError) as error:
+            return self._as_lm_error(url, error)
+
+    def _as_lm_error(self, url: str, error: LMError | httpx.HTTPError) -> LMError:
+        if isinstance(error, LMError):
+            return error
+        if isinstance(error, httpx.TimeoutException):
+            return LMTimeout(f"{url}: no answer within {self.timeout:g}s ({type(error).__name__})")
+        what = "cannot connect" if isinstance(error, httpx.ConnectError) else "connection failed"
+        return LMUnavailable(f"{url}: {what} ({type(error).__name__}: {error})")
+
+    # -- the script: dialect choice, fallback, topping up n ----------------------------------------
+    def _script(self, request: Request) -> Script:
+        started, usage, model = time.perf_counter(), Usage(), self.model
+        texts: list[str] = []
+        reasons: list[str] = []
+        url = f"{self.api_base}/{'chat/completions' if request.messages is not None else 'completions'}"
+        structured = request.schema is not None or (request.prompt is not None and request.grammar is not None)
+        if structured and self.style == "auto" and request.prompt is not None:  # /completions would not tell us
+            probe = {"model": self.model, "messages": [{"role": "user", "content": "{}"}], "max_tokens": 1}
+            probe["response_format"] = _format("json_schema", {"type": "object"})
+            self._settle((yield f"{self.api_base}/chat/completions", probe), probing=True)
+        while len(texts) < request.n:  # llama.cpp ignores n: top up with more calls, varying the seed
+            guess = structured and self.style == "auto"
+            style = "json_schema" if guess else self.style
+            reply = yield url, self._body(request, request.n - len(texts), len(texts), style)
+            if isinstance(reply, LMError) and guess and _refuses_json_schema(reply):
+                reply = yield url, self._body(request, request.n - len(texts), len(texts), "json_object")
+                if not isinstance(reply, LMError):
+                    self._settle("json_object")
+            elif guess and request.messages is not None and not isinstance(reply, LMError):
+                self._settle("json_schema")  # (a 200 from /completions proves nothing: llama.cpp ignores the field)
+            if isinstance(reply, LMError):
+                raise reply
+            new_texts, new_reasons, new_usage = _read_choices(reply, url)
+            texts, reasons, usage = texts + new_texts, reasons + new_reasons, usage + new_usage
+            model = str(reply.get("model") or model)
+        n = request.n
+        return Response(texts[:n], usage, reasons[:n], time.perf_counter() - started, model)
+
+    def _settle(self, reply: Reply | Style, probing: bool = False) -> None:
+        """Fix the dialect once: a probe refused → json_object; answered or refused otherwise → json_schema."""
+        if isinstance(reply, str):
+            style: Style = reply
+        elif isinstance(reply, LMError) and _refuses_json_schema(reply, strict=probing):
+            style = "json_object"
+        elif isinstance(reply, LMError) and reply.transient:
+            return  # the server is down or busy: ask again next time
+        else:
+            style = "json_schema"
+        with self._lock:
+            if self.style == "auto":
+                self.style = style
+
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
 
-    def _url(self, request: Request) -> str:
-        return f"{self.api_base}/{'chat/completions' if request.messages is not None else 'completions'}"
-
-    def _body(self, request: Request, n: int, attempt: int) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": self.model,
-            "temperature": request.temperature,
-            "max_tokens": request.max_tokens,
-        }
+    def _body(self, request: Request, n: int, done: int, style: Style) -> dict[str, Any]:
+        body: dict[str, Any] = {**self.params, "model": self.model}
+        body.update(temperature=request.temperature, max_tokens=request.max_tokens)
         if request.messages is not None:
             body["messages"] = list(request.messages)
         else:
@@ -160,60 +188,54 @@ class OpenAIBackend:
         if request.stop:
             body["stop"] = list(request.stop)
         if request.seed is not None:
-            body["seed"] = request.seed + attempt
+            body["seed"] = request.seed + done
+        if style == "json_object" and request.prompt is not None and request.grammar:
+            body["grammar"] = request.grammar  # llama.cpp: its /completions ignores response_format
+        elif request.schema is not None and style != "auto":
+            body["response_format"] = _format(style, request.schema)
         return body
 
-    def _with_format(self, body: dict[str, Any], request: Request, style: Style) -> dict[str, Any]:
-        if request.schema is None:
-            return body
-        body = dict(body)
-        if style == "json_object":  # llama.cpp's dialect; its /completions also takes a GBNF grammar
-            if request.prompt is not None and request.grammar:
-                body["grammar"] = request.grammar
-            else:
-                body["response_format"] = {"type": "json_object", "schema": request.schema}
-        else:
-            body["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": "output", "schema": request.schema, "strict": False},
-            }
-        return body
 
-    def _settle(self, style: Style) -> None:
-        with self._style_lock:
-            if self.style == "auto":
-                self.style = style
+def _format(style: Style, schema: dict[str, Any]) -> dict[str, Any]:
+    if style == "json_object":
+        return {"type": "json_object", "schema": schema}
+    return {"type": "json_schema", "json_schema": {"name": "output", "schema": schema, "strict": False}}
 
 
-def _refuses_json_schema(error: LMError) -> bool:
-    """A 4xx, or llama.cpp's 500 naming the field, in answer to ``response_format: json_schema``."""
+def _refuses_json_schema(error: LMError, strict: bool = False) -> bool:
+    """Did the server refuse ``response_format: json_schema``? A 4xx bad request (unless ``strict``),
+    or any error naming the field (llama.cpp answers HTTP 500 with its validation error)."""
     text = str(error).lower()
-    return isinstance(error, LMBadRequest) or ("response_format" in text or "json_schema" in text)
+    named = "response_format" in text or "json_schema" in text
+    return named or (not strict and isinstance(error, LMBadRequest))
 
 
 def _checked(reply: httpx.Response, url: str, model: str) -> dict[str, Any]:
     """The JSON body of a 2xx reply, or the typed error its status means."""
     status = reply.status_code
+    excerpt = reply.text[:300]
     if 200 <= status < 300:
         try:
             data = reply.json()
         except ValueError:
-            raise LMUnavailable(f"{url}: HTTP {status} with a body that is not JSON: {reply.text[:300]!r}") from None
+            raise LMUnavailable(f"{url}: HTTP {status} with a body that is not JSON: {excerpt!r}") from None
         if not isinstance(data, dict):
-            raise LMUnavailable(f"{url}: HTTP {status} with unexpected JSON: {reply.text[:300]!r}")
+            raise LMUnavailable(f"{url}: HTTP {status} with unexpected JSON: {excerpt!r}")
         return data
-    excerpt = reply.text[:300]
     message = f"{url}: HTTP {status}: {excerpt}"
+    lowered = excerpt.lower()
     error: type[LMError]
     if status in (401, 403):
         error = LMAuthError
     elif status == 404:
-        error, message = LMNotFound, f"{url}: HTTP 404 (is the model {model!r} served there?): {excerpt}"
+        error, message = LMNotFound, f"{url}: HTTP 404 (is model {model!r} served there?): {excerpt}"
+    elif status == 408:
+        error = LMTimeout
     elif status == 429:
         error = LMRateLimited
     elif status >= 500:
         error = LMUnavailable
-    elif any(hint in excerpt.lower() for hint in _OVERFLOW_HINTS):
+    elif any(hint in lowered for hint in _OVERFLOW_HINTS) or ("exceed" in lowered and "context" in lowered):
         error = LMContextOverflow
     else:
         error = LMBadRequest
@@ -221,21 +243,21 @@ def _checked(reply: httpx.Response, url: str, model: str) -> dict[str, Any]:
 
 
 def _read_choices(data: dict[str, Any], url: str) -> tuple[list[str], list[str], Usage]:
+    """Texts, finish reasons and usage of a reply; a reply without usable choices is a server fault."""
     choices = data.get("choices")
-    if not isinstance(choices, list) or not choices:
+    if not isinstance(choices, list) or not choices or not all(isinstance(c, dict) for c in choices):
         raise LMUnavailable(f"{url}: the reply has no choices: {str(data)[:300]!r}")
     texts, reasons = [], []
     for choice in choices:
-        message = choice.get("message") or {}
-        texts.append(message.get("content") if "message" in choice else choice.get("text") or "")
-        reasons.append(choice.get("finish_reason") or "stop")
-    texts = [t or "" for t in texts]
-    used = data.get("usage") or {}
-    details = used.get("prompt_tokens_details") or {}
-    usage = Usage(
-        int(used.get("prompt_tokens") or 0),
-        int(used.get("completion_tokens") or 0),
-        int(details.get("cached_tokens") or 0),
-        1,
-    )
-    return texts, reasons, usage
+        message = choice.get("message")
+        text = message.get("content") if isinstance(message, dict) else choice.get("text")
+        texts.append(text if isinstance(text, str) else "")
+        reasons.append(str(choice.get("finish_reason") or "stop"))
+    used = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+    details = used.get("prompt_tokens_details") if isinstance(used.get("prompt_tokens_details"), dict) else {}
+    tokens = [_int(used.get("prompt_tokens")), _int(used.get("completion_tokens")), _int(details.get("cached_tokens"))]
+    return texts, reasons, Usage(*tokens, calls=1)
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) else 0
