@@ -55,7 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="local/gemma-3-270m")
     parser.add_argument("--train", type=int, default=100, help="SST-2 train sentences to compile from")
-    parser.add_argument("--dev", type=int, default=300, help="SST-2 dev sentences to evaluate on (0 = all 872)")
+    parser.add_argument("--dev", type=int, default=0, help="SST-2 dev sentences to evaluate on (0 = all 872)")
     parser.add_argument("--zero-shot-only", action="store_true", help="evaluate zero-shot and stop")
     parser.add_argument("--unconstrained", action="store_true", help="turn off grammar-constrained decoding")
     parser.add_argument("--parse-retries", type=int, default=1, help="retries after an unreadable answer")
@@ -79,8 +79,7 @@ def main() -> None:
     )
 
     table = Table(title="SST-2 dev")
-    for column in ("program", "accuracy (95% CI)", "parse failures", "other errors", "prompt tokens/call", "s/item",
-                   "compile"):  # fmt: skip
+    for column in ("program", "accuracy (95% CI)", "parse fail", "errors", "tokens/call", "s/item", "compile"):
         table.add_column(column)
     program = pl.Predict(Sentiment)
     evaluate = pl.Evaluate(devset=devset, metric=accuracy, display_progress=True)
@@ -90,8 +89,8 @@ def main() -> None:
         optimizer = pl.BootstrapFewShot(accuracy, max_bootstrapped_demos=4, max_labeled_demos=8)
         compiled = optimizer.compile(program, trainset=trainset)
         report = compiled.compile_report
-        cost = f"{report.lm_calls} LM calls, {report.wall_time_s:.1f} s"
-        table.add_row(*row(f"BootstrapFewShot ({len(compiled.demos)} demos)", evaluate(compiled), cost))
+        cost = f"{report.lm_calls} calls, {report.wall_time_s:.1f} s"
+        table.add_row(*row(f"compiled, {len(compiled.demos)} demos", evaluate(compiled), cost))
         path = compiled.save(args.out)
         reloaded = pl.Predict(Sentiment).load(path)
         sample = devset[0].sentence

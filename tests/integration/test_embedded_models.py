@@ -90,3 +90,20 @@ def test_default_lm_is_the_embedded_base_model():
         pl.Predict("sentence -> sentiment: Literal['positive', 'negative']")(sentence="great!").sentiment, str
     )
     assert Literal
+
+
+def test_loading_from_several_threads_at_once_keeps_stdout(tmp_path):
+    """llama.cpp silences stdout while loading; concurrent loads once left the process mute."""
+    import subprocess
+    import sys
+
+    script = (
+        "import threading, promptless as pl\n"
+        "p = pl.Predict('q -> a', lm=pl.LM('local/smollm2-135m', cache=False, max_tokens=8))\n"
+        "ts = [threading.Thread(target=lambda: p(q='hi')) for _ in range(4)]\n"
+        "[t.start() for t in ts]; [t.join() for t in ts]\n"
+        "print('still here')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "still here" in done.stdout

@@ -23,6 +23,10 @@ from promptless.lm.models import get_model_info, model_path
 
 log = logging.getLogger("promptless.lm.llama")
 
+# Loading swaps the process's stdout/stderr for /dev/null while llama.cpp talks; two loads at
+# once would restore each other's swapped descriptors and silence the process for good.
+_LOAD_LOCK = threading.Lock()
+
 
 @functools.cache
 def _load(path: str, n_ctx: int, n_threads: int) -> tuple[Any, threading.Lock]:
@@ -66,7 +70,8 @@ class LlamaBackend:
         return self._loaded()[0]
 
     def _loaded(self) -> tuple[Any, threading.Lock]:
-        return _load(str(model_path(self.name)), self.n_ctx, self.n_threads)
+        with _LOAD_LOCK:
+            return _load(str(model_path(self.name)), self.n_ctx, self.n_threads)
 
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode(), add_bos=False, special=True))
