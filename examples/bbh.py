@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=100)
     parser.add_argument("--demos", type=int, default=4, help="max bootstrapped demos")
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 110)
     pl.configure(lm=pl.LM(args.model), num_threads=2)
 
     examples = bbh(args.task)

@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=40)
     parser.add_argument("--test", type=int, default=100)
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 110)
     pl.configure(lm=pl.LM(args.model), num_threads=2)
 
     examples = random.Random(0).sample(trec(), args.train + args.test)

@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="artifacts/sentiment.json", help="where to save the compiled program")
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 110)
 
     lm = pl.LM(args.model, cache=False)  # measure the model, not the cache
     adapter = None

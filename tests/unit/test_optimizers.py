@@ -225,3 +225,14 @@ def test_majority_and_ensemble():
     assert len(pl.Ensemble(reduce_fn=None, size=2).compile(programs)(question="q")) == 2
     with pytest.raises(ValueError, match="size=5"):
         pl.Ensemble(size=5).compile(programs)
+
+
+def test_bootstrap_scores_the_result_on_a_valset_when_given():
+    with pl.context(lm=echo_lm(wrong={"q7"})):
+        program = pl.BootstrapFewShot(exact, max_labeled_demos=0).compile(
+            pl.Predict("question -> answer"), trainset=qa(4), valset=qa(8)
+        )
+    (candidate,) = program.compile_report.candidates
+    assert candidate.name == "compiled" and candidate.n == 8 and candidate.score == 87.5
+    assert candidate.ci[0] < 87.5 <= candidate.ci[1]
+    assert program.compile_report.lm_calls == 4 + 8

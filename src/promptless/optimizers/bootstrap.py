@@ -17,9 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from promptless.evaluate.evaluate import Evaluate
 from promptless.module import Module
 from promptless.optimizers.base import (
     FATAL_ERRORS,
+    CandidateScore,
     CompileReport,
     Metric,
     Optimizer,
@@ -100,10 +102,15 @@ class BootstrapFewShot(Optimizer):
             raise ValueError(
                 f"teacher and student differ in structure: {[n for n, _ in teacher.named_predictors()]} vs {names}"
             )
+        report = CompileReport("BootstrapFewShot")
         with track_usage() as usage:
             attempts = self._bootstrap(teacher, examples)
-        report = CompileReport("BootstrapFewShot")
-        self._assign_demos(program, examples, attempts, report)
+            self._assign_demos(program, examples, attempts, report)
+            if valset is not None:  # optional: score the result so the report can show it
+                evaluate = Evaluate(check_trainset(valset, "valset"), self.metric, num_threads=self.num_threads)
+                result = evaluate(program)
+                report.candidates.append(CandidateScore.from_scores("compiled", result.scores, result.errors))
+                report.chosen = "compiled"
         report.record_usage(usage, started)
         return attach_report(program, report)
 
