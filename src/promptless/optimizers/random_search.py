@@ -7,6 +7,7 @@ candidate's score (with its CI) goes into the report.
 
 from __future__ import annotations
 
+import copy
 import random
 import time
 from collections.abc import Sequence
@@ -29,56 +30,37 @@ from promptless.trace import track_usage
 
 
 class BootstrapFewShotWithRandomSearch(Optimizer):
-    def __init__(
-        self,
-        metric: Metric,
-        *,
-        num_candidate_programs: int = 16,
-        max_bootstrapped_demos: int = 4,
-        max_labeled_demos: int = 16,
-        max_rounds: int = 1,
-        metric_threshold: float | None = None,
-        teacher_settings: dict[str, Any] | None = None,
-        num_threads: int | None = None,
-        max_errors: int | None = None,
-        seed: int = 0,
-    ) -> None:
+    """``num_candidate_programs`` bootstraps (the first unshuffled), plus zero-shot and labelled-only.
+
+    Every other keyword argument is a BootstrapFewShot setting, used for each bootstrap.
+    """
+
+    def __init__(self, metric: Metric, *, num_candidate_programs: int = 16, seed: int = 0, **bootstrap: Any) -> None:
         self.metric = metric
         self.num_candidate_programs = num_candidate_programs
-        self.max_bootstrapped_demos = max_bootstrapped_demos
-        self.max_labeled_demos = max_labeled_demos
-        self.max_rounds = max_rounds
-        self.metric_threshold = metric_threshold
-        self.teacher_settings = teacher_settings
-        self.num_threads = num_threads
-        self.max_errors = max_errors
         self.seed = seed
+        self.bootstrap = BootstrapFewShot(metric, seed=seed, **bootstrap)  # the template every candidate varies
 
     def candidates(self, student: Module, trainset: list[Example], teacher: Module | None) -> list[tuple[str, Module]]:
         """The candidate programs, in a fixed order for a given seed."""
+        template = self.bootstrap
         out: list[tuple[str, Module]] = [("zero-shot", student.reset_copy())]
-        if self.max_labeled_demos:
-            labeled = LabeledFewShot(k=self.max_labeled_demos, seed=self.seed)
-            out.append((f"labelled k={self.max_labeled_demos}", labeled.compile(student, trainset=trainset)))
+        if template.max_labeled_demos:
+            labeled = LabeledFewShot(k=template.max_labeled_demos, seed=self.seed)
+            out.append((f"labelled k={template.max_labeled_demos}", labeled.compile(student, trainset=trainset)))
         for i in range(self.num_candidate_programs):
             rng = random.Random(self.seed + i)
             shuffled = list(trainset)
-            size = self.max_bootstrapped_demos
+            bootstrap = copy.copy(template)
+            bootstrap.seed = self.seed + i
             if i > 0:
                 rng.shuffle(shuffled)
-                size = rng.randint(1, max(1, self.max_bootstrapped_demos))
-            bootstrap = BootstrapFewShot(
-                self.metric,
-                metric_threshold=self.metric_threshold,
-                teacher_settings=self.teacher_settings,
-                max_bootstrapped_demos=size,
-                max_labeled_demos=self.max_labeled_demos,
-                max_rounds=self.max_rounds,
-                max_errors=self.max_errors,
-                num_threads=self.num_threads,
-                seed=self.seed + i,
+                bootstrap.max_bootstrapped_demos = rng.randint(1, max(1, template.max_bootstrapped_demos))
+            name = (
+                "bootstrap"
+                if i == 0
+                else f"bootstrap shuffled seed={bootstrap.seed} demos={bootstrap.max_bootstrapped_demos}"
             )
-            name = "bootstrap" if i == 0 else f"bootstrap shuffled seed={self.seed + i} demos={size}"
             out.append((name, bootstrap.compile(student, trainset=shuffled, teacher=teacher)))
         return out
 
@@ -94,7 +76,8 @@ class BootstrapFewShotWithRandomSearch(Optimizer):
         train = check_trainset(trainset)
         val = check_trainset(valset, "valset") if valset is not None else train
         report = CompileReport("BootstrapFewShotWithRandomSearch")
-        evaluate = Evaluate(devset=val, metric=self.metric, num_threads=self.num_threads, max_errors=self.max_errors)
+        threads, max_errors = self.bootstrap.num_threads, self.bootstrap.max_errors
+        evaluate = Evaluate(devset=val, metric=self.metric, num_threads=threads, max_errors=max_errors)
         best: tuple[float, str, Module] | None = None
         with track_usage() as usage:
             for name, candidate in self.candidates(student, train, teacher):
