@@ -10,7 +10,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-# llama-cpp-python compiles llama.cpp on first install (about 8 minutes on 2 cores);
+# llama-cpp-python compiles llama.cpp on first install (about 5 minutes on 2 cores);
 # pip keeps the wheel in its cache afterwards.
 $(STAMP): pyproject.toml | $(PY)
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip install --quiet -e '.[local,dev]'
