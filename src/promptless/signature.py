@@ -143,11 +143,11 @@ class Signature:
         cls.output_fields = {n: f for n, f in cls.fields.items() if f.kind == "output"}  # type: ignore[misc]
 
     # -- views --------------------------------------------------------------------------
-    @property
-    def input_fields(self) -> dict[str, Field]:
+    @functools.cached_property
+    def input_fields(self) -> dict[str, Field]:  # cached: a signature never changes after it is made
         return {n: f for n, f in self.fields.items() if f.kind == "input"}
 
-    @property
+    @functools.cached_property
     def output_fields(self) -> dict[str, Field]:
         return {n: f for n, f in self.fields.items() if f.kind == "output"}
 

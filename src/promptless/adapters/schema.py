@@ -8,6 +8,7 @@ fields get a length cap, so a looping model stops instead of filling ``max_token
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any
@@ -39,8 +40,12 @@ def capped(schema: Any, *, text_cap: int = NESTED_TEXT_CAP, items_cap: int = ITE
     return out
 
 
+@functools.lru_cache(maxsize=256)
 def output_json_schema(signature: Signature, *, text_cap: int = DEFAULT_TEXT_CAP) -> dict[str, Any]:
-    """``{"type": "object", "properties": {...}, "required": [...]}`` for the output fields, in order."""
+    """``{"type": "object", "properties": {...}, "required": [...]}`` for the output fields, in order.
+
+    Memoised per signature (treat the result as read-only): it is the same for every call.
+    """
     properties: dict[str, Any] = {}
     defs: dict[str, Any] = {}
     for name, field in signature.output_fields.items():
@@ -101,6 +106,7 @@ def _json_rule(field: Field, index: int, rules: list[str]) -> str:
     return f"{prefix}root"
 
 
+@functools.lru_cache(maxsize=256)
 def output_line_grammar(signature: Signature, *, text_cap: int = DEFAULT_TEXT_CAP) -> str:
     """GBNF for ``" value0\\nLabel1: value1...\\n"``: the prompt already ends with ``Label0:``.
 
