@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean bench
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,15 @@ demo: install
 test: install
 	$(PY) -m ruff check src tests examples
 	$(PY) -m pytest -q
+
+# DSPy lives in its own venv outside the package, so the two never share dependencies.
+DSPY_VENV ?= ../.bench-dspy-venv
+$(DSPY_VENV)/bin/python:
+	$(PYTHON) -m venv $(DSPY_VENV)
+	$(DSPY_VENV)/bin/python -m pip install --quiet dspy==3.4.1
+
+bench: install $(DSPY_VENV)/bin/python
+	$(PY) bench/compare.py --dspy-python $(DSPY_VENV)/bin/python
 
 lint: install
 	$(PY) -m ruff check src tests examples bench

@@ -1,0 +1,62 @@
+"""Side-by-side figures, promptless vs DSPy, measured alternately (A B A B ...), printed as a markdown table.
+
+    python bench/compare.py --dspy-python ../.bench-dspy-venv/bin/python [--rounds 3]
+
+Each figure runs in fresh processes of each framework's own venv; the table
+gives medians over rounds and the ratio DSPy / promptless.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DSPY_ENV = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "true"}
+
+
+def import_ms(python: str, module: str) -> float:
+    started = time.perf_counter()
+    subprocess.run([python, "-c", f"import {module}"], check=True, env=DSPY_ENV)
+    return (time.perf_counter() - started) * 1000
+
+
+def overhead_us(python: str, framework: str) -> dict[str, float]:
+    calls = "200" if framework == "promptless" else "100"
+    out = subprocess.run(
+        [python, str(HERE / "overhead.py"), "--framework", framework, "--calls", calls, "--repeats", "3"],
+        check=True, capture_output=True, text=True, env=DSPY_ENV,
+    ).stdout
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return {row["signature"]: row["us_per_call"] for row in rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dspy-python", required=True)
+    parser.add_argument("--promptless-python", default=sys.executable)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    sides = {"promptless": args.promptless_python, "dspy": args.dspy_python}
+    figures: dict[str, dict[str, list[float]]] = {}
+    for _ in range(args.rounds):
+        for framework, python in sides.items():
+            for _ in range(3):
+                figures.setdefault("import (ms)", {}).setdefault(framework, []).append(import_ms(python, framework))
+            for signature, value in overhead_us(python, framework).items():
+                figures.setdefault(f"overhead per call, {signature} (µs)", {}).setdefault(framework, []).append(value)
+    print("| figure | promptless | DSPy 3.4.1 | ratio |")
+    print("|---|---|---|---|")
+    for name, by_side in figures.items():
+        ours, theirs = statistics.median(by_side["promptless"]), statistics.median(by_side["dspy"])
+        print(f"| {name} | {ours:.1f} | {theirs:.1f} | {theirs / ours:.1f}× |")
+
+
+if __name__ == "__main__":
+    main()
