@@ -14,6 +14,7 @@ class Example:
     def __init__(self, base: Example | dict[str, Any] | None = None, **values: Any) -> None:
         self._store: dict[str, Any] = {}
         self._input_keys: frozenset[str] | None = None
+        self._version = 0  # bumped on every change, so rendered demos can be memoised safely
         if isinstance(base, Example):
             self._store.update(base._store)
             self._input_keys = base._input_keys
@@ -37,15 +38,18 @@ class Example:
             object.__setattr__(self, name, value)
         else:
             self._store[name] = value
+            self._version += 1
 
     def __getitem__(self, key: str) -> Any:
         return self._store[key]
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._store[key] = value
+        self._version += 1
 
     def __delitem__(self, key: str) -> None:
         del self._store[key]
+        self._version += 1
 
     def __contains__(self, key: object) -> bool:
         return key in self._store

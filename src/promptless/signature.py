@@ -151,7 +151,7 @@ class Signature:
     def output_fields(self) -> dict[str, Field]:
         return {n: f for n, f in self.fields.items() if f.kind == "output"}
 
-    @property
+    @functools.cached_property
     def signature(self) -> str:
         def side(fs: dict[str, Field]) -> str:
             return ", ".join(n if f.annotation is str else f"{n}: {f.type_name}" for n, f in fs.items())

@@ -121,3 +121,22 @@ def test_literal_type_is_kept_in_prompt_spec():
     prompt = CompletionAdapter().format(SENTIMENT, [], {"sentence": "x"}).prompt
     assert "write Sentiment (one of: positive, negative)." in prompt
     assert Literal  # the spec comes from the Literal annotation above
+
+
+def test_rendered_demos_are_memoised_but_follow_changes():
+    adapter = ChatAdapter()
+    demo = Example(sentence="great fun", sentiment="positive")
+    first = adapter.format(SENTIMENT, [demo], {"sentence": "a"})
+    again = adapter.format(SENTIMENT, [demo], {"sentence": "b"})
+    assert first.messages[:3] is not None and first.messages[1] is again.messages[1]  # reused, not re-rendered
+    demo.sentiment = "negative"  # an in-place change must show in the next prompt
+    changed = adapter.format(SENTIMENT, [demo], {"sentence": "a"})
+    assert json.loads(changed.messages[2]["content"]) == {"sentiment": "negative"}
+    plain = {"sentence": "great fun", "sentiment": "positive"}
+    adapter.format(SENTIMENT, [plain], {"sentence": "a"})
+    plain["sentiment"] = "negative"  # plain dicts carry no change counter: never served from the memo
+    assert "negative" in adapter.format(SENTIMENT, [plain], {"sentence": "a"}).messages[2]["content"]
+    completion = CompletionAdapter()
+    completion.format(SENTIMENT, [demo], {"sentence": "a"})
+    demo["sentence"] = "dreadful"
+    assert "Sentence: dreadful" in completion.format(SENTIMENT, [demo], {"sentence": "a"}).prompt

@@ -12,8 +12,8 @@ cache is reused across calls.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from promptless.adapters.schema import DEFAULT_TEXT_CAP
@@ -29,6 +29,21 @@ class Adapter:
 
     constrained: bool = True
     text_cap: int = DEFAULT_TEXT_CAP
+    _memo: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def fixed_part(self, signature: Signature, demos: list[Mapping[str, Any]], render: Callable[[], Any]) -> Any:
+        """``render()`` of what never changes between calls (instructions, spec, demos), memoised.
+
+        Keyed by the demos' identities and change counters; the memo keeps the demos
+        alive, so an identity cannot be reused by another object while its entry exists.
+        """
+        key = (signature, tuple((id(d), getattr(d, "_version", None)) for d in demos))
+        hit = self._memo.get(key)
+        if hit is None or any(getattr(d, "_version", None) is None for d in demos):  # plain dicts: no memo
+            if len(self._memo) > 64:
+                self._memo.clear()
+            hit = self._memo[key] = (tuple(demos), render())
+        return hit[1]
 
     def format(
         self, signature: Signature, demos: list[Mapping[str, Any]], inputs: Mapping[str, Any], **sampling: Any
@@ -64,12 +79,12 @@ def field_spec(signature: Signature) -> str:
 def render_fields(fields: Mapping[str, Field], values: Mapping[str, Any], *, skip_missing: bool = True) -> str:
     """``Label: value`` lines for the fields present in ``values``."""
     lines = []
-    for name, field in fields.items():
+    for name, spec in fields.items():
         if name not in values:
             if skip_missing:
                 continue
             raise KeyError(name)
-        lines.append(f"{field.label}: {render_value(values[name], field=name)}")
+        lines.append(f"{spec.label}: {render_value(values[name], field=name)}")
     return "\n".join(lines)
 
 

@@ -37,14 +37,18 @@ class ChatAdapter(Adapter):
     def format(
         self, signature: Signature, demos: list[Mapping[str, Any]], inputs: Mapping[str, Any], **sampling: Any
     ) -> Request:
+        fixed = self.fixed_part(signature, demos, lambda: self._fixed_messages(signature, demos))
+        messages = (*fixed, {"role": "user", "content": self.user_message(signature, inputs)})
+        schema = output_json_schema(signature, text_cap=self.text_cap) if self.constrained else None
+        return Request(messages=messages, schema=schema, **sampling)
+
+    def _fixed_messages(self, signature: Signature, demos: list[Mapping[str, Any]]) -> tuple[dict[str, str], ...]:
         messages = [{"role": "system", "content": self.system_message(signature)}]
         for demo in demos:
             if demo_is_usable(signature, demo):
                 messages.append({"role": "user", "content": self.user_message(signature, demo)})
                 messages.append({"role": "assistant", "content": self.assistant_message(signature, demo)})
-        messages.append({"role": "user", "content": self.user_message(signature, inputs)})
-        schema = output_json_schema(signature, text_cap=self.text_cap) if self.constrained else None
-        return Request(messages=tuple(messages), schema=schema, **sampling)
+        return tuple(messages)
 
     def parse(self, signature: Signature, text: str) -> dict[str, Any]:
         return parse_json_object(signature, text)

@@ -41,18 +41,19 @@ class CompletionAdapter(Adapter):
     def format(
         self, signature: Signature, demos: list[Mapping[str, Any]], inputs: Mapping[str, Any], **sampling: Any
     ) -> Request:
-        blocks = [self.header(signature)]
-        for demo in demos:
-            if demo_is_usable(signature, demo):
-                blocks.append(render_fields(signature.fields, demo))
+        fixed = self.fixed_part(signature, demos, lambda: self._fixed_blocks(signature, demos))
         first_output = next(iter(signature.output_fields.values()))
-        blocks.append(f"{render_fields(signature.input_fields, inputs)}\n{first_output.label}:")
+        blocks = [*fixed, f"{render_fields(signature.input_fields, inputs)}\n{first_output.label}:"]
         grammar = output_line_grammar(signature, text_cap=self.text_cap) if self.constrained else None
         # Unconstrained, a base model tends to go on with the next example: stop where one would begin.
         stop = (
             () if self.constrained else ("\n\n", "\n---", *(f"\n{f.label}:" for f in signature.input_fields.values()))
         )
         return Request(prompt=SEPARATOR.join(blocks), grammar=grammar, stop=stop, **sampling)
+
+    def _fixed_blocks(self, signature: Signature, demos: list[Mapping[str, Any]]) -> tuple[str, ...]:
+        demo_blocks = [render_fields(signature.fields, d) for d in demos if demo_is_usable(signature, d)]
+        return (self.header(signature), *demo_blocks)
 
     def parse(self, signature: Signature, text: str) -> dict[str, Any]:
         return parse_lines(signature, text, first_label_in_prompt=True)
