@@ -17,22 +17,26 @@ from promptless.adapters.parsing import parse_json_object
 from promptless.adapters.schema import output_json_schema
 from promptless.adapters.values import to_jsonable
 from promptless.lm.base import Request
-from promptless.signature import Signature
+from promptless.signature import Signature, default_instructions
 
 
 @dataclass(frozen=True)
 class ChatAdapter(Adapter):
     def system_message(self, signature: Signature) -> str:
         outputs = ", ".join(f'"{n}"' for n in signature.output_fields)
-        parts = [signature.instructions, field_spec(signature), f"Reply with a JSON object with keys {outputs}."]
-        return "\n\n".join(p for p in parts if p)
+        reply = f"Reply with a JSON object with keys {outputs}."
+        if signature.instructions == default_instructions(signature.fields):
+            # The default instruction only names the fields, which the reply line does too.
+            reply = f"Given {', '.join(signature.input_fields)}: reply with a JSON object with keys {outputs}."
+            return "\n\n".join(p for p in (field_spec(signature), reply) if p)
+        return "\n\n".join(p for p in (signature.instructions, field_spec(signature), reply) if p)
 
     def user_message(self, signature: Signature, values: Mapping[str, Any]) -> str:
         return render_fields(signature.input_fields, values)
 
     def assistant_message(self, signature: Signature, values: Mapping[str, Any]) -> str:
         answer = {n: to_jsonable(values[n], field=n) for n in signature.output_fields if n in values}
-        return json.dumps(answer, ensure_ascii=False)
+        return json.dumps(answer, ensure_ascii=False, separators=(",", ":"))
 
     def format(
         self, signature: Signature, demos: list[Mapping[str, Any]], inputs: Mapping[str, Any], **sampling: Any
