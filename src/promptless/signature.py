@@ -151,6 +151,11 @@ class Signature:
     def output_fields(self) -> dict[str, Field]:
         return {n: f for n, f in self.fields.items() if f.kind == "output"}
 
+    @property
+    def has_default_instructions(self) -> bool:
+        """True when the instruction only names the fields; adapters then say it more briefly."""
+        return self.instructions == default_instructions(self.fields)
+
     @functools.cached_property
     def signature(self) -> str:
         def side(fs: dict[str, Field]) -> str:
@@ -174,8 +179,7 @@ class Signature:
         clone.fields = _inputs_first(fields)
         if instructions is None:
             # A default instruction names the fields, so it follows them when they change.
-            is_default = self.instructions == default_instructions(self.fields)
-            instructions = default_instructions(clone.fields) if is_default else self.instructions
+            instructions = default_instructions(clone.fields) if self.has_default_instructions else self.instructions
         clone.instructions = instructions
         return clone
 

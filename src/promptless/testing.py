@@ -25,8 +25,6 @@ class ScriptExhausted(AssertionError):
 
 
 class ScriptedBackend:
-    supports_schema = True
-
     def __init__(self, script: Script, model_type: ModelType, default: Reply | None) -> None:
         self.model_type = model_type
         self._fn = script if callable(script) else None

@@ -128,3 +128,12 @@ def test_unknown_config_is_rejected():
     with pytest.raises(TypeError, match="unknown Predict config"):
         pl.Predict("q -> a", temprature=0.5)
     assert Literal
+
+
+def test_inspect_prompt_takes_the_same_arguments_as_a_call():
+    lm = ScriptedLM([{"answer": "x"}])
+    predict = pl.Predict("question -> answer", lm=lm)
+    demos = [pl.Example(question="2+2?", answer="4")]
+    shown = pl.inspect_prompt(predict, question="3+3?", demos=demos, config={"temperature": 0.5})
+    predict(question="3+3?", demos=demos, config={"temperature": 0.5})
+    assert shown == lm.requests[0].text and "2+2?" in shown

@@ -37,9 +37,12 @@ class Adapter:
         Keyed by the demos' identities and change counters; the memo keeps the demos
         alive, so an identity cannot be reused by another object while its entry exists.
         """
-        key = (signature, tuple((id(d), getattr(d, "_version", None)) for d in demos))
+        versions = tuple(getattr(d, "_version", None) for d in demos)
+        if None in versions:  # plain dicts carry no change counter: render every time
+            return render()
+        key = (signature, tuple(map(id, demos)), versions)
         hit = self._memo.get(key)
-        if hit is None or any(getattr(d, "_version", None) is None for d in demos):  # plain dicts: no memo
+        if hit is None:
             if len(self._memo) > 64:
                 self._memo.clear()
             hit = self._memo[key] = (tuple(demos), render())

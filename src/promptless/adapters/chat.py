@@ -17,19 +17,18 @@ from promptless.adapters.parsing import parse_json_object
 from promptless.adapters.schema import output_json_schema
 from promptless.adapters.values import to_jsonable
 from promptless.lm.base import Request
-from promptless.signature import Signature, default_instructions
+from promptless.signature import Signature
 
 
 @dataclass(frozen=True)
 class ChatAdapter(Adapter):
     def system_message(self, signature: Signature) -> str:
-        outputs = ", ".join(f'"{n}"' for n in signature.output_fields)
-        reply = f"Reply with a JSON object with keys {outputs}."
-        if signature.instructions == default_instructions(signature.fields):
-            # The default instruction only names the fields, which the reply line does too.
-            reply = f"Given {', '.join(signature.input_fields)}: reply with a JSON object with keys {outputs}."
-            return "\n\n".join(p for p in (field_spec(signature), reply) if p)
-        return "\n\n".join(p for p in (signature.instructions, field_spec(signature), reply) if p)
+        reply = "reply with a JSON object with keys " + ", ".join(f'"{n}"' for n in signature.output_fields) + "."
+        if signature.has_default_instructions:  # it only names the fields: fold it into the reply line
+            parts = (field_spec(signature), f"Given {', '.join(signature.input_fields)}: {reply}")
+        else:
+            parts = (signature.instructions, field_spec(signature), reply[0].upper() + reply[1:])
+        return "\n\n".join(p for p in parts if p)
 
     def user_message(self, signature: Signature, values: Mapping[str, Any]) -> str:
         return render_fields(signature.input_fields, values)

@@ -16,7 +16,7 @@ from promptless.adapters.base import Adapter, demo_is_usable, field_hint, render
 from promptless.adapters.parsing import parse_lines
 from promptless.adapters.schema import output_line_grammar
 from promptless.lm.base import Request
-from promptless.signature import Field, Signature, default_instructions
+from promptless.signature import Field, Signature
 
 SEPARATOR = "\n\n---\n\n"
 
@@ -34,7 +34,7 @@ class CompletionAdapter(Adapter):
             return ", ".join(f"{f.label} ({hint})" if (hint := field_hint(f)) else f.label for f in fields.values())
 
         spec = f"Given {side(signature.input_fields)}; write {side(signature.output_fields)}."
-        if signature.instructions == default_instructions(signature.fields):
+        if signature.has_default_instructions:
             return spec  # the default instruction says nothing the spec line does not
         return f"{signature.instructions}\n\n{spec}"
 

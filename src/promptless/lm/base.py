@@ -53,7 +53,7 @@ class Request:
 
     def cache_key(self, model_id: str) -> str:
         """Stable digest of everything that changes the answer (never secrets)."""
-        payload = json.dumps([model_id, asdict(self)], sort_keys=True, default=str)
+        payload = json.dumps([model_id, vars(self)], sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()
 
     @property
@@ -113,7 +113,6 @@ class Backend(Protocol):
     """A way to run a request. Raise a subclass of ``LMError`` on failure."""
 
     model_type: ModelType
-    supports_schema: bool
 
     def complete(self, request: Request) -> Response: ...
 
@@ -208,10 +207,6 @@ class LM:
 
             return get_model_info(self.model.removeprefix("local/")).model_type
         return self.backend.model_type
-
-    @property
-    def supports_schema(self) -> bool:
-        return self.backend.supports_schema
 
     # -- calling -------------------------------------------------------------------
     def __call__(

@@ -42,8 +42,6 @@ class OpenAIBackend:
     """Talks to ``{api_base}/chat/completions`` or ``/completions``; extra keyword arguments
     (``top_p=``, ``frequency_penalty=``...) are sent with every request, as DSPy does."""
 
-    supports_schema = True
-
     def __init__(
         self,
         model: str,

@@ -47,12 +47,7 @@ class Predict(Module):
 
     # -- calling -------------------------------------------------------------------------------
     def forward(self, **kwargs: Any) -> Prediction:
-        config = {**self.config, **_checked_config(kwargs.pop("config", {}))}
-        demos = kwargs.pop("demos", self.demos)
-        lm = resolve_lm(kwargs.pop("lm", None) or self.lm)
-        inputs = self._checked_inputs(kwargs)
-        adapter = self.adapter or current().adapter or default_adapter_for(lm)
-        request = self._request(adapter, lm, demos, inputs, config)
+        lm, adapter, inputs, request = self._prepare(kwargs)
         response = lm(request)
         completions = self._parse_all(adapter, lm, request, response)
         prediction = Prediction.from_completions(completions)
@@ -61,13 +56,17 @@ class Predict(Module):
             trace.append(TraceStep(self, inputs, prediction))
         return prediction
 
-    def _request(
-        self, adapter: Adapter, lm: LM, demos: list[Any], inputs: dict[str, Any], config: dict[str, Any]
-    ) -> Request:
+    def _prepare(self, kwargs: dict[str, Any]) -> tuple[LM, Adapter, dict[str, Any], Request]:
+        """Call arguments (inputs plus optional ``config=``, ``demos=``, ``lm=``) to the request to send."""
+        config = {**self.config, **_checked_config(kwargs.pop("config", {}))}
+        demos = kwargs.pop("demos", self.demos)
+        lm = resolve_lm(kwargs.pop("lm", None) or self.lm)
+        inputs = self._checked_inputs(kwargs)
+        adapter = self.adapter or current().adapter or default_adapter_for(lm)
         sampling = {"temperature": lm.temperature, "max_tokens": lm.max_tokens, **config}
         if "stop" in sampling:
             sampling["stop"] = tuple(sampling["stop"])
-        return adapter.format(self.signature, demos, inputs, **sampling)
+        return lm, adapter, inputs, adapter.format(self.signature, demos, inputs, **sampling)
 
     def _checked_inputs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         expected = self.signature.input_fields
@@ -109,12 +108,9 @@ class Predict(Module):
             retry = dataclasses.replace(adapter.format_retry(request, text, error), n=1)
             return self._parse_with_retries(adapter, lm, retry, lm(retry).text, retries - 1)
 
-    def inspect_prompt(self, **inputs: Any) -> str:
-        """The exact prompt this predictor would send for these inputs, without calling the LM."""
-        config = _checked_config(inputs.pop("config", {}))
-        lm = resolve_lm(inputs.pop("lm", None) or self.lm)
-        adapter = self.adapter or current().adapter or default_adapter_for(lm)
-        return self._request(adapter, lm, self.demos, self._checked_inputs(inputs), {**self.config, **config}).text
+    def inspect_prompt(self, **kwargs: Any) -> str:
+        """The exact prompt this predictor would send for these arguments, without calling the LM."""
+        return self._prepare(kwargs)[3].text
 
     # -- state -------------------------------------------------------------------------------
     def predictor_state(self) -> dict[str, Any]:

@@ -127,17 +127,18 @@ class BootstrapFewShot(Optimizer):
         passed: dict[int, Attempt] = {}
         errors = 0
         threads = max(1, self.num_threads or current().num_threads)
-        for round_index in range(self.max_rounds):
-            todo = [i for i in range(len(examples)) if i not in passed]
-            for start in range(0, len(todo), threads):
-                if len(passed) >= self.max_bootstrapped_demos:
-                    return passed
-                wave = todo[start : start + threads]
+        with ThreadPoolExecutor(max_workers=threads) as pool:  # one pool for every wave of every round
+            for round_index in range(self.max_rounds):
                 run = run_in_context(functools.partial(self._attempt, teacher, examples, round_index=round_index))
-                with ThreadPoolExecutor(max_workers=threads) as pool:
-                    attempts = list(pool.map(run, wave))
-                for attempt in attempts:
-                    if attempt.error is not None:
+                todo = [i for i in range(len(examples)) if i not in passed]
+                for start in range(0, len(todo), threads):
+                    if len(passed) >= self.max_bootstrapped_demos:
+                        return passed
+                    for attempt in pool.map(run, todo[start : start + threads]):
+                        if attempt.error is None:
+                            if attempt.passed:
+                                passed[attempt.index] = attempt
+                            continue
                         if isinstance(attempt.error, FATAL_ERRORS):
                             raise attempt.error
                         errors += 1
@@ -145,8 +146,6 @@ class BootstrapFewShot(Optimizer):
                             raise TooManyErrors(
                                 f"{errors} examples raised while bootstrapping (max_errors={self.max_errors})"
                             ) from attempt.error
-                    elif attempt.passed:
-                        passed[attempt.index] = attempt
         return passed
 
     def _attempt(self, teacher: Module, examples: list[Example], index: int, *, round_index: int) -> Attempt:
