@@ -1,4 +1,4 @@
-"""Side-by-side figures, promptless vs DSPy, measured alternately (A B A B ...), printed as a markdown table.
+"""Side-by-side figures, promptless vs DSPy, measured alternately (A B A B ...): a table and results/compare.json.
 
     python bench/compare.py --dspy-python ../.bench-dspy-venv/bin/python [--rounds 3]
 
@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "compare.json"
 DSPY_ENV = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "true"}
 
 
@@ -34,7 +35,9 @@ def overhead_us(python: str, framework: str) -> dict[str, float]:
         check=True, capture_output=True, text=True, env=DSPY_ENV,
     ).stdout
     rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    return {row["signature"]: row["us_per_call"] for row in rows}
+    figures = {f"overhead per call, {row['signature']} (µs)": row["us_per_call"] for row in rows}
+    figures["peak RSS of that process (MB)"] = max(row["peak_rss_mb"] for row in rows)
+    return figures
 
 
 def main() -> None:
@@ -49,12 +52,16 @@ def main() -> None:
         for framework, python in sides.items():
             for _ in range(3):
                 figures.setdefault("import (ms)", {}).setdefault(framework, []).append(import_ms(python, framework))
-            for signature, value in overhead_us(python, framework).items():
-                figures.setdefault(f"overhead per call, {signature} (µs)", {}).setdefault(framework, []).append(value)
+            for name, value in overhead_us(python, framework).items():
+                figures.setdefault(name, {}).setdefault(framework, []).append(value)
+    medians = {name: {side: statistics.median(values) for side, values in by_side.items()}
+               for name, by_side in figures.items()}  # fmt: skip
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(medians, indent=1, ensure_ascii=False))
     print("| figure | promptless | DSPy 3.4.1 | ratio |")
     print("|---|---|---|---|")
-    for name, by_side in figures.items():
-        ours, theirs = statistics.median(by_side["promptless"]), statistics.median(by_side["dspy"])
+    for name, by_side in medians.items():
+        ours, theirs = by_side["promptless"], by_side["dspy"]
         print(f"| {name} | {ours:.1f} | {theirs:.1f} | {theirs / ours:.1f}× |")
 
 

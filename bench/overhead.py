@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import time
 
@@ -72,7 +73,9 @@ def main() -> None:
             for _ in range(args.calls):
                 call()
             blocks.append((time.perf_counter() - started) / args.calls * 1e6)
-        print(json.dumps({"framework": args.framework, "signature": name, "us_per_call": statistics.median(blocks)}))
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        row = {"framework": args.framework, "signature": name, "us_per_call": statistics.median(blocks)}
+        print(json.dumps({**row, "peak_rss_mb": round(rss_mb, 1)}))
 
 
 if __name__ == "__main__":

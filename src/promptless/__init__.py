@@ -25,6 +25,13 @@ _LAZY: dict[str, str] = {
     "ArtifactError": "promptless.module",
     "Predict": "promptless.modules.predict",
     "ChainOfThought": "promptless.modules.chain_of_thought",
+    "ReAct": "promptless.modules.react",
+    "MultiChainComparison": "promptless.modules.multi_chain",
+    "BestOfN": "promptless.modules.best_of_n",
+    "Refine": "promptless.modules.refine",
+    "Parallel": "promptless.modules.parallel",
+    "Tool": "promptless.tool",
+    "ToolArgumentError": "promptless.tool",
     # settings and tracing
     "configure": "promptless.settings",
     "context": "promptless.settings",
@@ -105,8 +112,13 @@ if TYPE_CHECKING:
         LMUnavailable,
     )
     from promptless.module import ArtifactError, Module
+    from promptless.modules.best_of_n import BestOfN
     from promptless.modules.chain_of_thought import ChainOfThought
+    from promptless.modules.multi_chain import MultiChainComparison
+    from promptless.modules.parallel import Parallel
     from promptless.modules.predict import Predict
+    from promptless.modules.react import ReAct
+    from promptless.modules.refine import Refine
     from promptless.optimizers import (
         BootstrapFewShot,
         BootstrapFewShotWithRandomSearch,
@@ -120,4 +132,5 @@ if TYPE_CHECKING:
     from promptless.primitives import Example, Prediction
     from promptless.settings import configure, context
     from promptless.signature import InputField, OutputField, Signature, SignatureError, ensure_signature
+    from promptless.tool import Tool, ToolArgumentError
     from promptless.trace import track_usage

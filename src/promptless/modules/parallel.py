@@ -1,0 +1,74 @@
+"""Parallel: run many (module, inputs) pairs in threads, settings following, results in input order."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from promptless.module import Module
+from promptless.optimizers.base import FATAL_ERRORS
+from promptless.primitives import Example
+from promptless.settings import current, run_in_context
+
+
+class TooManyFailures(RuntimeError):
+    """More pairs failed than ``max_errors`` allows; ``errors`` holds them."""
+
+    def __init__(self, message: str, errors: list[BaseException]) -> None:
+        super().__init__(message)
+        self.errors = errors
+
+
+class Parallel:
+    """``Parallel(num_threads=4)([(qa, example), (summarize, {"text": ...}), ...])``.
+
+    A pair's inputs are an Example (its inputs), a dict of keyword arguments or
+    a tuple of positional ones. A pair that raises yields None in its place;
+    more than ``max_errors`` failures raise TooManyFailures; an auth error, a
+    missing model or a server that stays down is raised at once.
+    """
+
+    def __init__(
+        self, num_threads: int | None = None, max_errors: int | None = None, return_failed_examples: bool = False
+    ) -> None:
+        self.num_threads = num_threads
+        self.max_errors = max_errors
+        self.return_failed_examples = return_failed_examples
+
+    def __call__(self, exec_pairs: Sequence[tuple[Module, Any]], num_threads: int | None = None) -> Any:
+        pairs = list(exec_pairs)
+        for i, pair in enumerate(pairs):
+            if not (isinstance(pair, tuple) and len(pair) == 2 and callable(pair[0])):
+                raise TypeError(f"Parallel: pair {i} must be (module, inputs), got {pair!r:.120}")
+
+        def run(pair: tuple[Module, Any]) -> tuple[Any, BaseException | None]:
+            module, inputs = pair
+            try:
+                if isinstance(inputs, Example):
+                    return module(**(inputs.inputs() if inputs.input_keys else dict(inputs))), None
+                if isinstance(inputs, Mapping):
+                    return module(**inputs), None
+                if isinstance(inputs, tuple):
+                    return module(*inputs), None
+                return module(inputs), None
+            except FATAL_ERRORS:
+                raise
+            except Exception as error:
+                return None, error
+
+        workers = max(1, num_threads or self.num_threads or current().num_threads)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            outcomes = list(pool.map(run_in_context(run), pairs))
+        errors = [error for _, error in outcomes if error is not None]
+        if self.max_errors is not None and len(errors) > self.max_errors:
+            raise TooManyFailures(
+                f"Parallel: {len(errors)} of {len(pairs)} pairs failed (max_errors={self.max_errors}); "
+                f"first: {type(errors[0]).__name__}: {errors[0]}",
+                errors,
+            )
+        results = [result for result, _ in outcomes]
+        if not self.return_failed_examples:
+            return results
+        failed = [pair[1] for pair, (_, error) in zip(pairs, outcomes, strict=True) if error is not None]
+        return results, failed, errors
