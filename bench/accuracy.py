@@ -67,9 +67,11 @@ def make_lm(args: argparse.Namespace) -> tuple[Any, Any]:
         import dspy
 
         dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=False)
+        # litellm sends max_tokens as `max_completion_tokens`, which llama.cpp's server ignores (measured: 375
+        # tokens written for max_tokens=16); extra_body puts the plain field back so both sides stop at MAX_TOKENS.
         lm = dspy.LM(
             f"openai/{args.model}", api_base=args.api_base, api_key="local", temperature=0.0,
-            max_tokens=MAX_TOKENS, cache=False, num_retries=0,
+            max_tokens=MAX_TOKENS, cache=False, num_retries=0, extra_body={"max_tokens": MAX_TOKENS},
         )  # fmt: skip
         return dspy, lm
     import promptless as pl

@@ -30,7 +30,14 @@ _LAZY: dict[str, str] = {
     "BestOfN": "promptless.modules.best_of_n",
     "Refine": "promptless.modules.refine",
     "Parallel": "promptless.modules.parallel",
+    "ProgramOfThought": "promptless.modules.program_of_thought",
+    "ProgramOfThoughtError": "promptless.modules.program_of_thought",
+    "Sandbox": "promptless.sandbox",
+    "SandboxResult": "promptless.sandbox",
     "Tool": "promptless.tool",
+    "stream": "promptless.streaming",
+    "FieldChunk": "promptless.streaming",
+    "FieldValue": "promptless.streaming",
     "ToolArgumentError": "promptless.tool",
     # settings and tracing
     "configure": "promptless.settings",
@@ -117,6 +124,7 @@ if TYPE_CHECKING:
     from promptless.modules.multi_chain import MultiChainComparison
     from promptless.modules.parallel import Parallel
     from promptless.modules.predict import Predict
+    from promptless.modules.program_of_thought import ProgramOfThought, ProgramOfThoughtError
     from promptless.modules.react import ReAct
     from promptless.modules.refine import Refine
     from promptless.optimizers import (
@@ -130,7 +138,9 @@ if TYPE_CHECKING:
         majority,
     )
     from promptless.primitives import Example, Prediction
+    from promptless.sandbox import Sandbox, SandboxResult
     from promptless.settings import configure, context
     from promptless.signature import InputField, OutputField, Signature, SignatureError, ensure_signature
+    from promptless.streaming import FieldChunk, FieldValue, stream
     from promptless.tool import Tool, ToolArgumentError
     from promptless.trace import track_usage

@@ -47,8 +47,22 @@ class Module:
         return result
 
     async def acall(self, *args: Any, **kwargs: Any) -> Any:
-        """Run in a worker thread (with this context's settings) so the event loop stays free."""
-        return await asyncio.to_thread(run_in_context(self.__call__), *args, **kwargs)
+        """Await ``aforward`` when the module defines one; else run ``forward`` in a worker thread.
+
+        Either way the event loop stays free; settings follow into the thread.
+        """
+        if type(self).aforward is Module.aforward:
+            return await asyncio.to_thread(run_in_context(self.__call__), *args, **kwargs)
+        tracker = UsageTracker(parent=current().usage_tracker)
+        with context(usage_tracker=tracker):
+            result = await self.aforward(*args, **kwargs)
+        if isinstance(result, Prediction):
+            result._usage = tracker.total
+        return result
+
+    async def aforward(self, *args: Any, **kwargs: Any) -> Any:
+        """Override for a natively async module (compose sub-modules with ``await m.acall(...)``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no aforward(); acall() runs forward() in a thread")
 
     # -- parameters ---------------------------------------------------------------------------
     def named_sub_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:

@@ -28,6 +28,7 @@ class Settings:
     num_threads: int = 4
     rm: Any = None
     callbacks: tuple = ()
+    stream_sink: Callable[[Any], None] | None = None  # set by promptless.stream(); Predict streams into it
 
 
 _SETTINGS: contextvars.ContextVar[Settings] = contextvars.ContextVar(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from typing import Any
 
 from promptless.lm.base import LM, ModelType, Request, Response, Usage
@@ -32,6 +32,7 @@ class ScriptedBackend:
         self._default = default
         self._lock = threading.Lock()
         self.requests: list[Request] = []
+        self.chunk_size = 3
 
     def complete(self, request: Request) -> Response:
         texts = []
@@ -42,6 +43,14 @@ class ScriptedBackend:
             texts.append(render_reply(reply, request))
         words = len(request.text.split())
         return Response(texts, Usage(words, sum(len(t.split()) for t in texts), 0, 1), ["stop"] * len(texts))
+
+    def stream(self, request: Request) -> Generator[str, None, Response]:
+        """The reply in pieces of ``chunk_size`` characters, to exercise streaming code."""
+        response = self.complete(request)
+        text = response.text
+        for start in range(0, len(text), self.chunk_size):
+            yield text[start : start + self.chunk_size]
+        return response
 
     def _next(self, request: Request) -> Reply:
         with self._lock:

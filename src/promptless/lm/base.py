@@ -14,6 +14,7 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Generator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -245,6 +246,99 @@ class LM:
         if tracker is not None:
             tracker.add(self.model, response)
         return response
+
+    def stream(self, request: Request) -> Generator[str, None, Response]:
+        """Yield the text as it is decoded, then return the Response (``yield from`` gets it).
+
+        A cache hit yields its whole text at once. A backend without streaming
+        yields its whole text when done. Transient errors are retried only
+        before the first piece of text; later they end the stream.
+        """
+        from promptless.settings import current
+
+        if request.n != 1:
+            raise ValueError(f"streaming needs n=1, got n={request.n}")
+        key = request.cache_key(self.model) if self._cache is not None else None
+        response = self._cache_get(key)
+        if response is None:
+            response = yield from self._stream_with_retries(request)
+            self._cache_put(key, response)
+        else:
+            yield response.text
+        self.history.append(HistoryEntry(request, response, self.model, time.time()))
+        tracker = current().usage_tracker
+        if tracker is not None:
+            tracker.add(self.model, response)
+        return response
+
+    def _stream_with_retries(self, request: Request) -> Generator[str, None, Response]:
+        backend_stream = getattr(self.backend, "stream", None)
+        if backend_stream is None:
+            response = self._call_with_retries(request)
+            yield response.text
+            return response
+        attempt = 0
+        while True:
+            started, yielded = time.perf_counter(), False
+            try:
+                pieces = backend_stream(request)
+                while True:
+                    try:
+                        piece = next(pieces)
+                    except StopIteration as done:
+                        response = done.value
+                        break
+                    yielded = True
+                    yield piece
+            except LMError as error:
+                if yielded or not error.transient or attempt >= self.num_retries:
+                    raise
+                time.sleep(min(8.0, 0.5 * 2**attempt) * (0.75 + random.random() / 2))
+                attempt += 1
+                continue
+            response.latency_s = response.latency_s or time.perf_counter() - started
+            response.model = response.model or self.model
+            return response
+
+    async def acomplete(self, request: Request) -> Response:
+        """``complete`` for an event loop: HTTP backends are awaited, in-process ones run in a worker thread."""
+        from promptless.settings import current
+
+        key = request.cache_key(self.model) if self._cache is not None else None
+        response = self._cache_get(key)
+        if response is None:
+            response = await self._acall_with_retries(request)
+            self._cache_put(key, response)
+        self.history.append(HistoryEntry(request, response, self.model, time.time()))
+        tracker = current().usage_tracker
+        if tracker is not None:
+            tracker.add(self.model, response)
+        return response
+
+    async def _acall_with_retries(self, request: Request) -> Response:
+        import asyncio
+
+        backend = self.backend
+        native = getattr(backend, "acomplete", None)
+        attempt = 0
+        while True:
+            started = time.perf_counter()
+            try:
+                if native is not None:
+                    response = await native(request)
+                else:
+                    response = await asyncio.to_thread(backend.complete, request)
+            except LMError as error:
+                if not error.transient or attempt >= self.num_retries:
+                    raise
+                delay = min(8.0, 0.5 * 2**attempt) * (0.75 + random.random() / 2)
+                log.warning("%s: %s; retry %d/%d in %.1fs", self.model, error, attempt + 1, self.num_retries, delay)
+                await asyncio.sleep(delay)
+                attempt += 1
+                continue
+            response.latency_s = response.latency_s or time.perf_counter() - started
+            response.model = response.model or self.model
+            return response
 
     def _cache_get(self, key: str | None) -> Response | None:
         if key is None:

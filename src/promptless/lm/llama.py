@@ -15,6 +15,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Generator
 from typing import Any
 
 from promptless.lm.base import Request, Response, Usage
@@ -107,7 +108,34 @@ class LlamaBackend:
             raise LMBadRequest(f"llama.cpp rejected the output grammar: {error}") from None
         return None
 
+    def stream(self, request: Request) -> Generator[str, None, Response]:
+        """Yield the text as llama.cpp decodes it (one completion); return the whole Response."""
+        llm, lock = self._loaded()
+        grammar = self._grammar_for(request)
+        started = time.perf_counter()
+        texts, reason, produced = [], "stop", 0
+        with lock:
+            tokens, sampling, cached = self._prepared(llm, request, grammar, request.seed)
+            for chunk in llm.create_completion(tokens, stream=True, **sampling):
+                choice = chunk["choices"][0]
+                produced += 1
+                reason = choice.get("finish_reason") or reason
+                if choice.get("text"):
+                    texts.append(choice["text"])
+                    yield choice["text"]
+        usage = Usage(len(tokens), produced, cached, 1)
+        return Response(["".join(texts)], usage, [reason], time.perf_counter() - started, f"local/{self.name}")
+
     def _run_once(self, llm: Any, request: Request, grammar: Any, seed: int | None) -> dict[str, Any]:
+        tokens, sampling, cached = self._prepared(llm, request, grammar, seed)
+        out = llm.create_completion(tokens, **sampling)
+        out["_cached"] = cached
+        return out
+
+    def _prepared(
+        self, llm: Any, request: Request, grammar: Any, seed: int | None
+    ) -> tuple[list[int], dict[str, Any], int]:
+        """Prompt tokens, sampling arguments, and how many prompt tokens llama.cpp can reuse."""
         sampling = {
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
@@ -126,9 +154,7 @@ class LlamaBackend:
                 )
             sampling["max_tokens"] = llm.n_ctx() - len(tokens)
         cached = llm.longest_token_prefix(llm.input_ids[: llm.n_tokens], tokens)  # what llama.cpp reuses
-        out = llm.create_completion(tokens, **sampling)
-        out["_cached"] = cached
-        return out
+        return tokens, sampling, cached
 
     def _chat_prompt(self, llm: Any, request: Request) -> str:
         """Render messages with the model's own chat template, ready for the assistant's turn."""

@@ -12,10 +12,11 @@ is kept for the backend's lifetime.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from typing import Any, Literal
 
 import httpx
@@ -113,6 +114,49 @@ class OpenAIBackend:
                     step = script.send(reply)
                 except StopIteration as done:
                     return done.value
+
+    def stream(self, request: Request) -> Generator[str, None, Response]:
+        """Yield text deltas from a ``stream: true`` request (server-sent events); return the whole Response.
+
+        The dialect is the settled one; while unsettled, ``json_schema`` is tried
+        first and a refusal falls back to ``json_object``, as for ``complete``.
+        """
+        started = time.perf_counter()
+        url = f"{self.api_base}/{'chat/completions' if request.messages is not None else 'completions'}"
+        structured = request.schema is not None or (request.prompt is not None and request.grammar is not None)
+        style: Style = self.style if self.style != "auto" or not structured else "json_schema"
+        if structured and request.prompt is not None and self.style == "auto":
+            style = "json_object"  # llama.cpp's /completions honours only the grammar field
+        body = {**self._body(request, 1, 0, style), "stream": True, "stream_options": {"include_usage": True}}
+        try:
+            texts, usage, reason = [], Usage(), "stop"
+            with self.client.stream("POST", url, json=body) as reply:
+                if reply.status_code >= 300:
+                    reply.read()
+                    _checked(reply, url, self.model)
+                for event in _server_sent_events(reply.iter_lines()):
+                    choices = event.get("choices") or [{}]
+                    choice = choices[0] if isinstance(choices[0], dict) else {}
+                    delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+                    text = delta.get("content") if request.messages is not None else choice.get("text")
+                    reason = str(choice.get("finish_reason") or reason)
+                    if isinstance(event.get("usage"), dict):
+                        used = event["usage"]
+                        usage = Usage(_int(used.get("prompt_tokens")), _int(used.get("completion_tokens")), 0, 1)
+                    if isinstance(text, str) and text:
+                        texts.append(text)
+                        yield text
+        except LMError as error:
+            if style == "json_schema" and self.style == "auto" and _refuses_json_schema(error):
+                self._settle("json_object")
+                return (yield from self.stream(request))
+            raise
+        except httpx.HTTPError as error:
+            raise self._as_lm_error(url, error) from None
+        if structured and self.style == "auto" and request.messages is not None:
+            self._settle("json_schema")
+        usage = usage if usage.calls else Usage(0, len(texts), 0, 1)
+        return Response(["".join(texts)], usage, [reason], time.perf_counter() - started, self.model)
 
     def _post(self, url: str, body: dict[str, Any]) -> Reply:
         try:
@@ -259,3 +303,19 @@ def _read_choices(data: dict[str, Any], url: str) -> tuple[list[str], list[str],
 
 def _int(value: Any) -> int:
     return value if isinstance(value, int) else 0
+
+
+def _server_sent_events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
+    """The JSON payloads of ``data:`` lines, up to ``[DONE]``; other lines are ignored."""
+    for line in lines:
+        if not line.startswith("data:"):
+            continue
+        payload = line[5:].strip()
+        if payload == "[DONE]":
+            return
+        try:
+            event = json.loads(payload)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            yield event

@@ -20,3 +20,6 @@ class ChainOfThought(Module):
 
     def forward(self, **kwargs: Any) -> Prediction:
         return self.predict(**kwargs)
+
+    async def aforward(self, **kwargs: Any) -> Prediction:
+        return await self.predict.acall(**kwargs)

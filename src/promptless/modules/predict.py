@@ -48,8 +48,42 @@ class Predict(Module):
     # -- calling -------------------------------------------------------------------------------
     def forward(self, **kwargs: Any) -> Prediction:
         lm, adapter, inputs, request = self._prepare(kwargs)
-        response = lm(request)
+        sink = current().stream_sink
+        if sink is not None and request.n == 1:
+            from promptless.streaming import stream_call
+
+            response = stream_call(self, lm, adapter, request, sink)
+        else:
+            response = lm(request)
         completions = self._parse_all(adapter, lm, request, response)
+        prediction = Prediction.from_completions(completions)
+        trace = current().trace
+        if trace is not None:
+            trace.append(TraceStep(self, inputs, prediction))
+        return prediction
+
+    async def aforward(self, **kwargs: Any) -> Prediction:
+        """``forward`` without blocking the event loop: the LM call (and any parse retry) is awaited."""
+        lm, adapter, inputs, request = self._prepare(kwargs)
+        response = await lm.acomplete(request)
+        retries = current().max_parse_retries
+        completions, errors = [], []
+        for text in response.texts:
+            attempt_request, attempt_text = request, text
+            for remaining in range(retries, -1, -1):
+                try:
+                    completions.append(adapter.parse(self.signature, attempt_text))
+                    break
+                except ParseError as error:
+                    if remaining == 0:
+                        errors.append(error)
+                        break
+                    attempt_request = dataclasses.replace(
+                        adapter.format_retry(attempt_request, attempt_text, error), n=1
+                    )
+                    attempt_text = (await lm.acomplete(attempt_request)).text
+        if not completions:
+            raise errors[0]
         prediction = Prediction.from_completions(completions)
         trace = current().trace
         if trace is not None:
