@@ -33,6 +33,12 @@ _LAZY: dict[str, str] = {
     "ProgramOfThought": "promptless.modules.program_of_thought",
     "ProgramOfThoughtError": "promptless.modules.program_of_thought",
     "Sandbox": "promptless.sandbox",
+    "Retrieve": "promptless.modules.retrieve",
+    "BM25Retriever": "promptless.retrieve",
+    "EmbeddingsRetriever": "promptless.retrieve",
+    "ColBERTv2": "promptless.retrieve",
+    "Passage": "promptless.retrieve",
+    "RetrievalError": "promptless.retrieve",
     "SandboxResult": "promptless.sandbox",
     "Tool": "promptless.tool",
     "stream": "promptless.streaming",
@@ -127,6 +133,7 @@ if TYPE_CHECKING:
     from promptless.modules.program_of_thought import ProgramOfThought, ProgramOfThoughtError
     from promptless.modules.react import ReAct
     from promptless.modules.refine import Refine
+    from promptless.modules.retrieve import Retrieve
     from promptless.optimizers import (
         BootstrapFewShot,
         BootstrapFewShotWithRandomSearch,
@@ -138,6 +145,7 @@ if TYPE_CHECKING:
         majority,
     )
     from promptless.primitives import Example, Prediction
+    from promptless.retrieve import BM25Retriever, ColBERTv2, EmbeddingsRetriever, Passage, RetrievalError
     from promptless.sandbox import Sandbox, SandboxResult
     from promptless.settings import configure, context
     from promptless.signature import InputField, OutputField, Signature, SignatureError, ensure_signature

@@ -168,7 +168,9 @@ class FieldTracker:
     def _display(self, raw: str, closed: bool) -> str:
         """The readable text of a value so far: JSON strings unescaped, nothing that may still change."""
         if self.lines:
-            if not closed and "\n" in raw:
+            if closed:
+                return raw.strip()
+            if "\n" in raw:
                 raw = raw[: raw.rfind("\n")]  # may be the start of the next label
             return raw.lstrip()
         raw = raw.lstrip()

@@ -58,8 +58,8 @@ class Predict(Module):
         completions = self._parse_all(adapter, lm, request, response)
         prediction = Prediction.from_completions(completions)
         trace = current().trace
-        if trace is not None:
-            trace.append(TraceStep(self, inputs, prediction))
+        if trace is not None:  # copies of list/dict inputs: a program may grow them after this step
+            trace.append(TraceStep(self, _snapshot(inputs), prediction))
         return prediction
 
     async def aforward(self, **kwargs: Any) -> Prediction:
@@ -87,7 +87,7 @@ class Predict(Module):
         prediction = Prediction.from_completions(completions)
         trace = current().trace
         if trace is not None:
-            trace.append(TraceStep(self, inputs, prediction))
+            trace.append(TraceStep(self, _snapshot(inputs), prediction))
         return prediction
 
     def _prepare(self, kwargs: dict[str, Any]) -> tuple[LM, Adapter, dict[str, Any], Request]:
@@ -188,3 +188,7 @@ def _checked_config(config: Mapping[str, Any]) -> dict[str, Any]:
     if unknown:
         raise TypeError(f"unknown Predict config {unknown}; known: {sorted(SAMPLING_KEYS)}")
     return dict(config)
+
+
+def _snapshot(inputs: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.copy() if isinstance(v, (list, dict)) else v for k, v in inputs.items()}
