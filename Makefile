@@ -33,7 +33,11 @@ $(DSPY_VENV)/bin/python:
 	$(DSPY_VENV)/bin/python -m pip install --quiet dspy==3.4.1
 
 bench: install $(DSPY_VENV)/bin/python
+	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) bench/compare.py --dspy-python $(DSPY_VENV)/bin/python
+	$(PY) bench/prompt_tokens.py --dspy-python $(DSPY_VENV)/bin/python
+	$(PY) bench/accuracy_suite.py --dspy-python $(DSPY_VENV)/bin/python
+	$(PY) bench/report.py
 
 lint: install
 	$(PY) -m ruff check src tests examples bench
