@@ -32,13 +32,17 @@ def print_tables(rows: list[dict]) -> None:
         z, c = r["zero_shot"], r["compiled"]
         wall = z["seconds"] + c["compile_seconds"] + c["eval_seconds"]
         calls = f"{z['lm_calls']} + {c['eval_lm_calls']}"
+        if c["error"]:
+            compiled = f"compile failed ({c['error'].split(':')[0]}) | – | – "
+        else:
+            compiled = f"{c['accuracy']}% | {c['parse_failures']}/{r['n_test']} | {c['demos']} "
         print(f"| {r['task']} | {r['model']} | {label(r)} | {z['accuracy']}% | {z['parse_failures']}/{r['n_test']} | "
-              f"{c['accuracy']}% | {c['parse_failures']}/{r['n_test']} | {c['demos']} | {c['compile_lm_calls']} | "
-              f"{calls} | {wall} | {r['peak_rss_mb']} |")  # fmt: skip
+              f"{compiled}| {c['compile_lm_calls']} | {calls} | {wall} | {r['peak_rss_mb']} |")  # fmt: skip
 
 
 def plot(rows: list[dict], compare: dict) -> None:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -54,6 +58,7 @@ def plot(rows: list[dict], compare: dict) -> None:
     ax.barh([y - 0.2 for y in ys], theirs, height=0.4, label="DSPy 3.4.1")
     ax.set_yticks(list(ys), [n.replace("overhead per call, ", "per call, ") for n in names], fontsize=8)
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.legend(fontsize=8)
     groups = sorted({(r["task"], r["model"].removeprefix("local/").split("-")[0]) for r in rows})
     sides = ["promptless, server", "DSPy 3.4.1, server", "promptless, embedded"]
@@ -71,6 +76,11 @@ def plot(rows: list[dict], compare: dict) -> None:
             xs = [g + s * width for g in range(len(groups))]
             ax.bar(xs, accs, width=width, label=side)
             ax.bar(xs, fails, width=width, fill=False, hatch="//", edgecolor="black", linewidth=0)
+            for x, (task, model) in zip(xs, groups, strict=True):
+                failed = [r for r in rows if r["task"] == task and label(r) == side and r[key].get("error")
+                          and r["model"].removeprefix("local/").startswith(model)]  # fmt: skip
+                if failed:
+                    ax.text(x, 2, "compile failed", rotation=90, ha="center", va="bottom", fontsize=7)
         ax.set_xticks([g + 0.4 - width / 2 for g in range(len(groups))], [f"{t}\n{m}" for t, m in groups], fontsize=8)
         ax.set_ylim(0, 100)
         ax.legend(fontsize=7)
