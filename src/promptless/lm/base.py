@@ -234,17 +234,12 @@ class LM:
 
     def complete(self, request: Request) -> Response:
         """Answer from the cache, or run the backend with retries; record history."""
-        from promptless.settings import current
-
         key = request.cache_key(self.model) if self._cache is not None else None
         response = self._cache_get(key)
         if response is None:
             response = self._call_with_retries(request)
             self._cache_put(key, response)
-        self.history.append(HistoryEntry(request, response, self.model, time.time()))
-        tracker = current().usage_tracker
-        if tracker is not None:
-            tracker.add(self.model, response)
+        self._record(request, response)
         return response
 
     def stream(self, request: Request) -> Generator[str, None, Response]:
@@ -254,8 +249,6 @@ class LM:
         yields its whole text when done. Transient errors are retried only
         before the first piece of text; later they end the stream.
         """
-        from promptless.settings import current
-
         if request.n != 1:
             raise ValueError(f"streaming needs n=1, got n={request.n}")
         key = request.cache_key(self.model) if self._cache is not None else None
@@ -265,10 +258,7 @@ class LM:
             self._cache_put(key, response)
         else:
             yield response.text
-        self.history.append(HistoryEntry(request, response, self.model, time.time()))
-        tracker = current().usage_tracker
-        if tracker is not None:
-            tracker.add(self.model, response)
+        self._record(request, response)
         return response
 
     def _stream_with_retries(self, request: Request) -> Generator[str, None, Response]:
@@ -302,17 +292,12 @@ class LM:
 
     async def acomplete(self, request: Request) -> Response:
         """``complete`` for an event loop: HTTP backends are awaited, in-process ones run in a worker thread."""
-        from promptless.settings import current
-
         key = request.cache_key(self.model) if self._cache is not None else None
         response = self._cache_get(key)
         if response is None:
             response = await self._acall_with_retries(request)
             self._cache_put(key, response)
-        self.history.append(HistoryEntry(request, response, self.model, time.time()))
-        tracker = current().usage_tracker
-        if tracker is not None:
-            tracker.add(self.model, response)
+        self._record(request, response)
         return response
 
     async def _acall_with_retries(self, request: Request) -> Response:
@@ -339,6 +324,15 @@ class LM:
             response.latency_s = response.latency_s or time.perf_counter() - started
             response.model = response.model or self.model
             return response
+
+    def _record(self, request: Request, response: Response) -> None:
+        """History and usage: once per call, whichever way the call was made."""
+        from promptless.settings import current
+
+        self.history.append(HistoryEntry(request, response, self.model, time.time()))
+        tracker = current().usage_tracker
+        if tracker is not None:
+            tracker.add(self.model, response)
 
     def _cache_get(self, key: str | None) -> Response | None:
         if key is None:
