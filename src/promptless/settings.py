@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from promptless.adapters.base import Adapter
+    from promptless.budget import Budget
     from promptless.lm.base import LM
     from promptless.trace import UsageTracker
 
@@ -28,6 +29,7 @@ class Settings:
     num_threads: int = 4
     rm: Any = None
     callbacks: tuple = ()
+    budget: Budget | None = None  # LM calls/tokens allowed in this context (see promptless.budget)
     stream_sink: Callable[[Any], None] | None = None  # set by promptless.stream(); Predict streams into it
 
 

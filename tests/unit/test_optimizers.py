@@ -188,10 +188,11 @@ def test_random_search_reports_every_candidate_and_keeps_the_best():
         ).compile(pl.Predict("question -> answer"), trainset=qa(6), valset=qa(4))
     report = program.compile_report
     names = [c.name for c in report.candidates]
-    assert names[:3] == ["zero-shot", "labelled k=2", "bootstrap"] and len(names) == 5
+    assert names[:3] == ["baseline", "labelled k=2", "bootstrap"] and len(names) == 5
     assert all(c.ci is not None and c.n == 4 for c in report.candidates)
-    assert report.chosen == "zero-shot"  # every candidate scores 75 %: ties keep the simplest
-    assert "zero-shot" in report.summary()
+    assert all(c.delta == 0.0 for c in report.candidates[1:])  # each scores 75 %, as the baseline does
+    assert report.chosen == "baseline" and report.significant is False
+    assert "no candidate is significantly better" in report.summary()
 
 
 def test_knn_picks_the_nearest_examples_as_demos():
@@ -232,7 +233,9 @@ def test_bootstrap_scores_the_result_on_a_valset_when_given():
         program = pl.BootstrapFewShot(exact, max_labeled_demos=0).compile(
             pl.Predict("question -> answer"), trainset=qa(4), valset=qa(8)
         )
-    (candidate,) = program.compile_report.candidates
+    baseline, candidate = program.compile_report.candidates
     assert candidate.name == "compiled" and candidate.n == 8 and candidate.score == 87.5
     assert candidate.ci[0] < 87.5 <= candidate.ci[1]
-    assert program.compile_report.lm_calls == 4 + 8
+    assert baseline.name == "baseline" and candidate.delta == 0.0
+    assert program.compile_report.lm_calls == 8 + 4 + 8  # baseline, teacher runs, compiled
+    assert program.compile_report.chosen == "baseline"  # no better than the uncompiled program

@@ -16,6 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+from promptless.budget import BudgetExhausted
 from promptless.evaluate.stats import bootstrap_ci
 from promptless.lm.errors import LMAuthError, LMNotFound, LMUnavailable
 from promptless.lm.models import ModelNotInstalled
@@ -26,7 +27,7 @@ from promptless.trace import UsageTracker, track_usage
 log = logging.getLogger("promptless.evaluate")
 
 Metric = Callable[..., Any]
-FATAL_ERRORS = (LMAuthError, LMNotFound, ModelNotInstalled)
+FATAL_ERRORS = (LMAuthError, LMNotFound, ModelNotInstalled, BudgetExhausted)
 UNAVAILABLE_IN_A_ROW = 3
 
 

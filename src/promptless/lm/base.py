@@ -237,7 +237,9 @@ class LM:
         key = request.cache_key(self.model) if self._cache is not None else None
         response = self._cache_get(key)
         if response is None:
+            budget = _charge_budget()
             response = self._call_with_retries(request)
+            _spend(budget, response)
             self._cache_put(key, response)
         self._record(request, response)
         return response
@@ -254,7 +256,9 @@ class LM:
         key = request.cache_key(self.model) if self._cache is not None else None
         response = self._cache_get(key)
         if response is None:
+            budget = _charge_budget()
             response = yield from self._stream_with_retries(request)
+            _spend(budget, response)
             self._cache_put(key, response)
         else:
             yield response.text
@@ -295,7 +299,9 @@ class LM:
         key = request.cache_key(self.model) if self._cache is not None else None
         response = self._cache_get(key)
         if response is None:
+            budget = _charge_budget()
             response = await self._acall_with_retries(request)
+            _spend(budget, response)
             self._cache_put(key, response)
         self._record(request, response)
         return response
@@ -390,6 +396,21 @@ class LM:
 
     def __repr__(self) -> str:
         return f"LM({self.model!r})"
+
+
+def _charge_budget() -> Any:
+    """Reserve a call on the budget in force (if any) before a backend is asked."""
+    from promptless.settings import current
+
+    budget = current().budget
+    if budget is not None:
+        budget.charge_call()
+    return budget
+
+
+def _spend(budget: Any, response: Response) -> None:
+    if budget is not None:
+        budget.spend(response)
 
 
 def _make_cache(cache: bool | Any) -> Any:

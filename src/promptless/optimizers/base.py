@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from promptless.budget import BudgetExhausted
 from promptless.evaluate.stats import bootstrap_ci
 from promptless.lm.errors import LMAuthError, LMNotFound, LMUnavailable
 from promptless.lm.models import ModelNotInstalled
@@ -22,7 +23,13 @@ from promptless.primitives import Example
 from promptless.trace import UsageTracker
 
 # LMUnavailable reaches an optimizer only after the LM's own retries: the server is down.
-FATAL_ERRORS: tuple[type[BaseException], ...] = (LMAuthError, LMNotFound, ModelNotInstalled, LMUnavailable)
+FATAL_ERRORS: tuple[type[BaseException], ...] = (
+    LMAuthError,
+    LMNotFound,
+    ModelNotInstalled,
+    LMUnavailable,
+    BudgetExhausted,
+)
 
 Metric = Callable[..., Any]
 
@@ -37,12 +44,27 @@ class CandidateScore:
     n: int = 0
     errors: int = 0
     notes: str = ""
+    delta: float | None = None  # points above the baseline, on the same examples
+    delta_ci: tuple[float, float] | None = None  # 95 % paired-bootstrap interval of ``delta``
 
     @classmethod
     def from_scores(cls, name: str, scores: Sequence[float], errors: int = 0, notes: str = "") -> CandidateScore:
         mean = sum(scores) / len(scores) if scores else 0.0
         lo, hi = bootstrap_ci(list(scores))
         return cls(name, 100 * mean, (100 * lo, 100 * hi), len(scores), errors, notes)
+
+    def against(self, baseline: Sequence[float], scores: Sequence[float]) -> CandidateScore:
+        """Fill ``delta`` and its paired CI from per-example scores of this candidate and the baseline."""
+        diffs = [c - b for b, c in zip(baseline, scores, strict=True)]
+        lo, hi = bootstrap_ci(diffs)
+        self.delta = 100 * sum(diffs) / len(diffs) if diffs else 0.0
+        self.delta_ci = (100 * lo, 100 * hi)
+        return self
+
+    @property
+    def significant(self) -> bool:
+        """Better than the baseline: the whole 95 % paired interval lies above zero."""
+        return self.delta_ci is not None and self.delta_ci[0] > 0
 
 
 @dataclass
@@ -58,6 +80,17 @@ class CompileReport:
     cache_hits: int = 0
     wall_time_s: float = 0.0
     notes: list[str] = field(default_factory=list)
+    baseline: str | None = None  # the candidate every delta is measured against
+    significant: bool | None = None  # did the chosen candidate beat the baseline significantly?
+    test: CandidateScore | None = None  # the chosen program on the held-out testset, scored once
+    forecast: Any = None  # the optimizer's Plan, made before the search
+    stopped_by_budget: str | None = None
+    resumed_steps: int = 0  # steps taken from a checkpoint instead of being run again
+
+    @property
+    def total_calls(self) -> int:
+        """LM calls made, answered by the backend or the cache: what a forecast predicts."""
+        return self.lm_calls + self.cache_hits
 
     def record_usage(self, usage: UsageTracker, started: float) -> None:
         total = usage.total
@@ -74,10 +107,20 @@ class CompileReport:
             f"{self.optimizer}: {self.lm_calls} LM calls ({self.cache_hits} cache hits), "
             f"{self.prompt_tokens} prompt + {self.completion_tokens} completion tokens, {self.wall_time_s:.1f} s"
         ]
+        if self.forecast is not None:
+            lines.append(f"   forecast {self.forecast.lm_calls} LM calls, made {self.total_calls}")
         for c in self.candidates:
             mark = "*" if c.name == self.chosen else " "
             score = f"{c.score:.1f}% ({c.ci[0]:.1f}–{c.ci[1]:.1f})" if c.score is not None and c.ci else "-"
-            lines.append(f" {mark} {c.name}: {score} n={c.n} errors={c.errors} {c.notes}".rstrip())
+            delta = ""
+            if c.delta is not None and c.delta_ci is not None:
+                delta = f" {c.delta:+.1f} pts vs {self.baseline} ({c.delta_ci[0]:+.1f}..{c.delta_ci[1]:+.1f})"
+            lines.append(f" {mark} {c.name}: {score}{delta} n={c.n} errors={c.errors} {c.notes}".rstrip())
+        if self.test is not None and self.test.score is not None and self.test.ci is not None:
+            t = self.test
+            lines.append(f"   held-out test: {t.score:.1f}% ({t.ci[0]:.1f}–{t.ci[1]:.1f}) n={t.n} errors={t.errors}")
+        if self.stopped_by_budget:
+            lines.append(f"   stopped by budget: {self.stopped_by_budget}")
         lines += [f"   note: {note}" for note in self.notes]
         return "\n".join(lines)
 

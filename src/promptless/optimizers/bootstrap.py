@@ -17,11 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from promptless.evaluate.evaluate import Evaluate
 from promptless.module import Module
 from promptless.optimizers.base import (
     FATAL_ERRORS,
-    CandidateScore,
     CompileReport,
     Metric,
     Optimizer,
@@ -30,6 +28,8 @@ from promptless.optimizers.base import (
     passes,
 )
 from promptless.optimizers.labeled import LabeledFewShot
+from promptless.optimizers.plan import Plan, bootstrap_runs, probe
+from promptless.optimizers.search import SearchRun, SearchSettings
 from promptless.primitives import Example
 from promptless.settings import context, current, run_in_context
 from promptless.trace import track_usage
@@ -59,6 +59,8 @@ class BootstrapFewShot(Optimizer):
     ``max_rounds``: rounds after the first resample the teacher at temperature
     1.0 with a fresh ``rollout_id``, so the cache does not return the same failure.
     ``teacher_settings``: settings the teacher runs under, e.g. ``{"lm": LM(...)}``.
+    With a ``valset``, the result is scored beside the uncompiled program and returned
+    only if significantly better (``fallback_to_baseline=False`` returns it regardless).
     """
 
     def __init__(
@@ -72,6 +74,7 @@ class BootstrapFewShot(Optimizer):
         max_errors: int | None = None,
         num_threads: int | None = None,
         seed: int = 0,
+        fallback_to_baseline: bool = True,
     ) -> None:
         if not callable(metric):
             raise TypeError(f"BootstrapFewShot(metric=) must be callable, got {metric!r}")
@@ -84,6 +87,7 @@ class BootstrapFewShot(Optimizer):
         self.max_errors = max_errors
         self.num_threads = num_threads
         self.seed = seed
+        self.fallback_to_baseline = fallback_to_baseline
 
     def compile(
         self,
@@ -92,7 +96,9 @@ class BootstrapFewShot(Optimizer):
         trainset: Sequence[Example],
         valset: Sequence[Example] | None = None,
         teacher: Module | None = None,
+        testset: Sequence[Example] | None = None,
     ) -> Module:
+        """Bootstrap demos; with a ``valset``, also score baseline and result and keep the result only if better."""
         started = time.perf_counter()
         examples = check_trainset(trainset)
         program = student.reset_copy()
@@ -102,17 +108,53 @@ class BootstrapFewShot(Optimizer):
             raise ValueError(
                 f"teacher and student differ in structure: {[n for n, _ in teacher.named_predictors()]} vs {names}"
             )
+        if valset is not None:
+            return self._compile_and_compare(student, program, teacher, examples, valset, testset)
         report = CompileReport("BootstrapFewShot")
         with track_usage() as usage:
             attempts = self._bootstrap(teacher, examples)
-            self._assign_demos(program, examples, attempts, report)
-            if valset is not None:  # optional: score the result so the report can show it
-                evaluate = Evaluate(check_trainset(valset, "valset"), self.metric, num_threads=self.num_threads)
-                result = evaluate(program)
-                report.candidates.append(CandidateScore.from_scores("compiled", result.scores, result.errors))
-                report.chosen = "compiled"
+            self._assign_demos(program, examples, attempts, report.notes)
+        report.notes.append("no valset given: the result was not compared with the uncompiled program")
         report.record_usage(usage, started)
         return attach_report(program, report)
+
+    def _compile_and_compare(
+        self,
+        student: Module,
+        program: Module,
+        teacher: Module,
+        examples: list[Example],
+        valset: Sequence[Example],
+        testset: Sequence[Example] | None,
+    ) -> Module:
+        settings = SearchSettings(
+            num_threads=self.num_threads,
+            max_errors=self.max_errors,
+            fallback_to_baseline=self.fallback_to_baseline,
+            seed=self.seed,
+        )
+        run = SearchRun("BootstrapFewShot", student, self.metric, valset, settings, testset=testset)
+        notes: list[str] = []
+        with run:
+            run.score_baseline()
+            attempts = self._bootstrap(teacher, examples)
+            self._assign_demos(program, examples, attempts, notes)
+            run.score("compiled", program)
+        return run.finish(notes)
+
+    def plan(self, student: Module, trainset: Sequence[Example], valset: Sequence[Example] | None = None) -> Plan:
+        """Forecast: teacher runs until enough traces pass (at the probed pass rate), plus the valset scoring."""
+        examples = check_trainset(trainset)
+        teacher = self._prepare_teacher(student, examples)
+        measured = probe(teacher, examples, self.metric)
+        threads = max(1, self.num_threads or current().num_threads)
+        runs = bootstrap_runs(len(examples), self.max_bootstrapped_demos, measured.pass_rate, threads, self.max_rounds)
+        phases = {"probe": measured.runs, "bootstrap": runs}
+        if valset is not None:
+            phases["baseline"] = phases["compiled"] = len(check_trainset(valset, "valset"))
+        return Plan(
+            "BootstrapFewShot", phases, calls_per_run=measured.calls_per_run, tokens_per_call=measured.tokens_per_call()
+        )
 
     # -- steps ------------------------------------------------------------------------------------
     def _prepare_teacher(self, teacher: Module, examples: list[Example]) -> Module:
@@ -174,7 +216,7 @@ class BootstrapFewShot(Optimizer):
         return attempt
 
     def _assign_demos(
-        self, program: Module, examples: list[Example], passed: dict[int, Attempt], report: CompileReport
+        self, program: Module, examples: list[Example], passed: dict[int, Attempt], notes: list[str]
     ) -> None:
         chosen = sorted(passed)[: self.max_bootstrapped_demos]  # the first passing ones, whatever the threads
         rest = [ex for i, ex in enumerate(examples) if i not in chosen]
@@ -184,5 +226,5 @@ class BootstrapFewShot(Optimizer):
             n_labeled = max(0, self.max_labeled_demos - len(boot))
             labeled = rng.sample(rest, min(n_labeled, len(rest)))
             predictor.demos = boot + labeled
-            report.notes.append(f"{name}: {len(boot)} bootstrapped + {len(labeled)} labelled demos")
-        report.notes.append(f"{len(passed)} of the examples tried passed the metric")
+            notes.append(f"{name}: {len(boot)} bootstrapped + {len(labeled)} labelled demos")
+        notes.append(f"{len(passed)} of the examples tried passed the metric")

@@ -1,0 +1,53 @@
+"""A spending limit on LM calls and tokens, enforced at the LM seam so no optimizer can overrun it.
+
+Only calls that reach a backend are charged: a cache hit is free, which is what
+lets a resumed compile replay its finished work without spending the budget again.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from promptless.lm.base import Response
+
+
+class BudgetExhausted(RuntimeError):
+    """The budget in force allows no further LM call; optimizers stop and keep the best found so far."""
+
+
+@dataclass
+class Budget:
+    """``Budget(max_lm_calls=200)``; put it in force with ``context(budget=...)``. Thread-safe."""
+
+    max_lm_calls: int | None = None
+    max_tokens: int | None = None
+    lm_calls: int = 0
+    tokens: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in ("max_lm_calls", "max_tokens"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+                raise ValueError(f"Budget({name}=) must be a non-negative int or None, got {value!r}")
+
+    def charge_call(self) -> None:
+        """Reserve one LM call, or raise ``BudgetExhausted`` if none is left."""
+        with self._lock:
+            if self.max_lm_calls is not None and self.lm_calls >= self.max_lm_calls:
+                raise BudgetExhausted(f"LM call budget spent: {self.lm_calls} of max_lm_calls={self.max_lm_calls}")
+            if self.max_tokens is not None and self.tokens >= self.max_tokens:
+                raise BudgetExhausted(f"token budget spent: {self.tokens} of max_tokens={self.max_tokens}")
+            self.lm_calls += 1
+
+    def spend(self, response: Response) -> None:
+        with self._lock:
+            self.tokens += response.usage.prompt_tokens + response.usage.completion_tokens
+
+    @property
+    def exhausted(self) -> bool:
+        calls_out = self.max_lm_calls is not None and self.lm_calls >= self.max_lm_calls
+        return calls_out or (self.max_tokens is not None and self.tokens >= self.max_tokens)
