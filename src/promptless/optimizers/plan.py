@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from promptless.settings import context
+from promptless.settings import context, current
 from promptless.trace import UsageTracker
 
 if TYPE_CHECKING:
@@ -50,11 +50,13 @@ class Probe:
 class _CountEverything(UsageTracker):
     """Counts cache hits as calls with their recorded tokens: a forecast is about work, not cost."""
 
-    def __init__(self, probe: Probe) -> None:
-        super().__init__()
+    def __init__(self, probe: Probe, parent: UsageTracker | None = None) -> None:
+        super().__init__(parent=parent)
         self.probe = probe
 
     def add(self, model: str, response: Response) -> None:
+        if self.parent is not None:  # a compile's report counts the probe's calls too
+            self.parent.add(model, response)
         with self._lock:
             self.probe.lm_calls += 1
             self.probe.prompt_tokens += response.usage.prompt_tokens
@@ -64,7 +66,9 @@ class _CountEverything(UsageTracker):
 def probe(program: Module, examples: Sequence[Example], metric: Any = None, *, size: int = 3) -> Probe:
     """Run ``program`` on up to ``size`` examples, counting LM calls and tokens; errors are counted, not raised."""
     result = Probe()
-    tracker = _CountEverything(result)
+    from promptless.optimizers.base import FATAL_ERRORS
+
+    tracker = _CountEverything(result, parent=current().usage_tracker)
     for example in list(examples)[:size]:
         result.runs += 1
         try:
@@ -72,6 +76,8 @@ def probe(program: Module, examples: Sequence[Example], metric: Any = None, *, s
                 prediction = program(**example.inputs())
             if metric is None or metric(example, prediction, None):
                 result.passed += 1
+        except FATAL_ERRORS:  # a budget stop, bad credentials, a server that is down: not the example's fault
+            raise
         except Exception:  # a forecast must not fail on an example the compile would score as a failure
             result.errors += 1
     return result

@@ -211,7 +211,7 @@ class SearchRun:
                 f"no candidate is significantly better than the baseline (best: {name}, {gain}); "
                 "returning the baseline (fallback_to_baseline=False returns the best candidate)"
             )
-            return BASELINE, baseline[1]
+            return BASELINE, baseline[1].deepcopy()
         report.notes.append(f"{name} is not significantly better than the baseline ({gain}); returned as asked")
         return name, program
 
