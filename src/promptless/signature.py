@@ -137,7 +137,7 @@ class Signature:
             delattr(cls, name)
         _validate(fields, None, where=f"signature class {cls.__name__}")
         cls.fields = _inputs_first(fields)
-        cls.instructions = (cls.__doc__ or "").strip() or default_instructions(fields)
+        cls.instructions = inspect.cleandoc(cls.__doc__ or "") or default_instructions(fields)
         # Plain class attributes, so ``QA.input_fields`` reads as it does on an instance.
         cls.input_fields = {n: f for n, f in cls.fields.items() if f.kind == "input"}  # type: ignore[misc]
         cls.output_fields = {n: f for n, f in cls.fields.items() if f.kind == "output"}  # type: ignore[misc]

@@ -1,0 +1,711 @@
+"""SIMBA: stochastic introspective mini-batch ascent (DSPy's ``SIMBA``), on the shared search machinery.
+
+Each step draws a minibatch of training examples and runs ``num_candidates``
+sampled variants of the pool's best programs on every example (temperature 1.0,
+a distinct ``rollout_id`` per sample so the LM cache does not collapse them).
+Examples whose outcomes vary most are where the program is unsure; for each of
+them a new candidate is built from a pool program, either by appending the best
+trajectory's steps as demos (``append_a_demo``) or by asking an LM to contrast a
+better and a worse trajectory and appending its advice to the instructions
+(``append_a_rule``). Candidates are scored on the same minibatch and join the
+pool. At the end the pool's best by minibatch average are scored on the full
+valset, and ``SearchRun.finish`` chooses honestly against the baseline.
+
+Error contract: a program run that raises scores 0 (up to ``max_errors`` per
+step); a rule proposal that fails to parse, or raises any non-fatal error, is
+skipped, logged and counted in a report note; ``FATAL_ERRORS`` end the compile.
+
+Resume: the probe, each step's rollouts, each candidate built, each minibatch
+score and each finished step are checkpointed, so a restarted compile repeats no
+finished proposal or evaluation. ``max_steps`` is not part of the checkpoint's
+identity: compiling again with a larger ``max_steps`` continues the search.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import math
+import random
+import textwrap
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from promptless.adapters.values import to_jsonable
+from promptless.evaluate.evaluate import Evaluate, TooManyErrors
+from promptless.module import Module
+from promptless.modules.predict import Predict
+from promptless.optimizers.base import FATAL_ERRORS, Metric, Optimizer, check_trainset
+from promptless.optimizers.checkpoint import fingerprint
+from promptless.optimizers.plan import Plan, Probe, probe
+from promptless.optimizers.search import SearchRun, SearchSettings
+from promptless.primitives import Example
+from promptless.settings import context, current, run_in_context
+from promptless.signature import InputField, OutputField, Signature, ensure_signature
+
+log = logging.getLogger("promptless.optimizers")
+
+NOT_AVAILABLE = "N/A"
+TRUNCATED = "\n\t\t... <TRUNCATED FOR BREVITY>"
+
+
+class OfferFeedback(Signature):
+    """Two runs of the same LM program on the same input are shown: one scored better than the other.
+    Write advice for each module of the program so that, on similar inputs in the future, it behaves
+    like the better run rather than the worse one. A module never sees this history, only your advice,
+    so make it concrete yet general: "if the input looks like X, do Y (and avoid Z)". Address each
+    module's own sub-task, contrast the two runs to find where the worse one went wrong, and skip
+    boilerplate. Use each module name exactly once as a key of the advice."""
+
+    program_code: str = InputField(desc="the program's code, or its structure")
+    modules_defn: str = InputField(desc="each module's inputs, outputs and current instructions")
+    program_inputs: str = InputField(desc="the input both runs were given")
+    oracle_metadata: str = InputField(desc="the labels of this training example, hidden from the program")
+    worse_program_trajectory: str = InputField(desc="each module's inputs and outputs in the worse run")
+    worse_program_outputs: str = InputField(desc="the worse run's final outputs")
+    worse_reward_value: str = InputField(desc="the worse run's score")
+    better_program_trajectory: str = InputField(desc="each module's inputs and outputs in the better run")
+    better_program_outputs: str = InputField(desc="the better run's final outputs")
+    better_reward_value: str = InputField(desc="the better run's score")
+    module_names: list[str] = InputField(desc="the modules to advise")
+    discussion: str = OutputField(desc="where each module went wrong in the worse run, if it did")
+    module_advice: dict[str, str] = OutputField(desc="module name -> advice for that module")
+
+
+class StrategySkipped(Exception):
+    """A strategy had nothing to build from this bucket (no contrast, no usable trajectory, no matching advice)."""
+
+
+# -- the pieces of one step, as plain data (checkpointed as JSON) --------------------------------------
+@dataclass
+class Rollout:
+    """One sampled run of a pool program on one minibatch example."""
+
+    example: int  # position in the step's minibatch
+    program: int  # pool index of the program that ran
+    rollout_id: int
+    score: float
+    trace: list[dict[str, Any]]  # [{"module": name, "inputs": {...}, "outputs": {...}}]
+    outputs: dict[str, Any] | None
+    error: str | None = None
+
+
+@dataclass
+class Bucket:
+    """Every rollout's score on one example, with the best and the worst run kept for the strategies."""
+
+    example: int
+    scores: list[float]
+    best: Rollout
+    worst: Rollout
+
+    @property
+    def spread(self) -> float:
+        return max(self.scores) - min(self.scores)
+
+    @property
+    def max_to_mean(self) -> float:
+        return max(self.scores) - sum(self.scores) / len(self.scores)
+
+    def key(self) -> tuple[float, float, float]:
+        """Most variable first: max - min, then max - mean (a rare success), then the max itself."""
+        return (self.spread, self.max_to_mean, max(self.scores))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Bucket:
+        return cls(data["example"], list(data["scores"]), Rollout(**data["best"]), Rollout(**data["worst"]))
+
+
+@dataclass
+class Candidate:
+    """A program in the pool: its checkpointable state and its minibatch scores (none for the baseline)."""
+
+    name: str
+    program: Module
+    digest: str
+    scores: list[float] = field(default_factory=list)
+
+    @property
+    def average(self) -> float:
+        return sum(self.scores) / len(self.scores) if self.scores else 0.0
+
+
+def make_buckets(rollouts: Sequence[Rollout]) -> list[Bucket]:
+    """Group rollouts by example (in minibatch order); best = first highest score, worst = last lowest."""
+    by_example: dict[int, list[Rollout]] = {}
+    for rollout in rollouts:
+        by_example.setdefault(rollout.example, []).append(rollout)
+    buckets = []
+    for example in sorted(by_example):
+        runs = sorted(by_example[example], key=lambda r: r.score, reverse=True)  # stable: ties keep rollout order
+        buckets.append(Bucket(example, [r.score for r in by_example[example]], runs[0], runs[-1]))
+    return buckets
+
+
+def order_buckets(buckets: Sequence[Bucket]) -> list[Bucket]:
+    """Most variable outcomes first (see ``Bucket.key``); ties keep minibatch order."""
+    return sorted(buckets, key=Bucket.key, reverse=True)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile with linear interpolation (numpy's default), without numpy."""
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    position = (len(ordered) - 1) * q / 100
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def softmax_sample(rng: random.Random, indices: Sequence[int], averages: Sequence[float], temperature: float) -> int:
+    """One of ``indices``, drawn with probability proportional to exp(average / temperature)."""
+    if not indices:
+        raise ValueError("softmax_sample needs at least one program to choose from")
+    top = max(averages[i] for i in indices)
+    weights = [math.exp((averages[i] - top) / temperature) for i in indices]  # shifted: no overflow
+    return rng.choices(list(indices), weights=weights, k=1)[0]
+
+
+def top_k_plus_baseline(averages: Sequence[float], k: int) -> list[int]:
+    """The ``k`` best pool indices by average (ties: older first), always including the baseline (0)."""
+    ranked = sorted(range(len(averages)), key=lambda i: averages[i], reverse=True)[:k]
+    if 0 not in ranked:
+        ranked[-1] = 0
+    return list(dict.fromkeys(ranked))
+
+
+def minibatches(size: int, bsize: int, steps: int, seed: int) -> list[list[int]]:
+    """Trainset indices per step: consecutive windows of one seeded shuffle, reshuffled when used up."""
+    rng = random.Random(seed)
+    order = list(range(size))
+    rng.shuffle(order)
+    position, out = 0, []
+    for _ in range(steps):
+        if position + bsize > size:
+            rng.shuffle(order)
+            position = 0
+        out.append(order[position : position + bsize])
+        position += bsize
+    return out
+
+
+# -- the two strategies -------------------------------------------------------------------------------
+def append_a_demo(program: Module, bucket: Bucket, *, max_demos: int, maxlen: int | None, p10: float) -> str:
+    """Add the best trajectory's last step per predictor as a demo, keeping at most ``max_demos`` (oldest go)."""
+    good = bucket.best
+    if good.score < p10:
+        raise StrategySkipped(f"best score {good.score:g} is below the minibatch's 10th percentile {p10:g}")
+    if good.score <= p10 and good.score == bucket.worst.score:
+        raise StrategySkipped(f"every run scored {good.score:g}, at the 10th percentile: nothing good to copy")
+    if good.error is not None:
+        raise StrategySkipped(f"the best run raised ({good.error}): its trajectory is incomplete")
+    predictors = dict(program.named_predictors())
+    demos: dict[str, Example] = {}
+    for step in good.trace:
+        if step["module"] in predictors:
+            inputs = {k: _truncated(v, maxlen) for k, v in step["inputs"].items()}
+            demos[step["module"]] = Example({**inputs, **step["outputs"]})
+    if not demos:
+        raise StrategySkipped("the best trajectory has no predictor steps")
+    for name, demo in demos.items():
+        predictor = predictors[name]
+        predictor.demos = [*predictor.demos, demo][-max_demos:]
+    return f"demo for {', '.join(demos)}"
+
+
+def append_a_rule(
+    program: Module,
+    bucket: Bucket,
+    *,
+    advisor: Callable[..., Any],
+    program_code: str,
+    example: Example,
+    p10: float,
+    p90: float,
+) -> str:
+    """Ask ``advisor`` (a Predict of ``OfferFeedback``) for advice per module; append it to the instructions."""
+    good, bad = bucket.best, bucket.worst
+    if good.score < p10 or bad.score > p90:
+        raise StrategySkipped(f"no contrast: best {good.score:g} < p10 {p10:g} or worst {bad.score:g} > p90 {p90:g}")
+    better: Rollout | None = good
+    worse: Rollout | None = bad
+    if good.score <= bad.score:  # every run scored the same: show only the side that says something
+        if good.score > p90:
+            worse = None
+        else:
+            better = None
+    names = [name for name, _ in program.named_predictors()]
+    prediction = advisor(
+        program_code=program_code,
+        modules_defn=describe_modules(program),
+        program_inputs=_json(example.inputs().toDict()),
+        oracle_metadata=_json(example.labels().toDict()),
+        worse_program_trajectory=_trajectory(worse),
+        worse_program_outputs=_json(worse.outputs) if worse is not None else NOT_AVAILABLE,
+        worse_reward_value=f"{worse.score:g}" if worse is not None else NOT_AVAILABLE,
+        better_program_trajectory=_trajectory(better),
+        better_program_outputs=_json(better.outputs) if better is not None else NOT_AVAILABLE,
+        better_reward_value=f"{better.score:g}" if better is not None else NOT_AVAILABLE,
+        module_names=names,
+    )
+    advice = {str(k): str(v).strip() for k, v in dict(prediction.module_advice or {}).items() if str(v).strip()}
+    if len(names) == 1 and len(advice) == 1 and names[0] not in advice:
+        advice = {names[0]: next(iter(advice.values()))}  # one module: the advice can only be meant for it
+    applied = []
+    for name, predictor in program.named_predictors():
+        if name in advice:
+            predictor.signature = predictor.signature.with_instructions(
+                predictor.signature.instructions + "\n\n" + advice[name]
+            )
+            applied.append(name)
+    if not applied:
+        raise StrategySkipped(f"the advice names no module of the program ({sorted(advice)} vs {names})")
+    return f"rule for {', '.join(applied)}"
+
+
+def describe_modules(program: Module) -> str:
+    """Each predictor's name, fields and instructions: what the advisor must know to address it."""
+    parts = []
+    for name, predictor in program.named_predictors():
+        signature = predictor.signature
+        parts.append(f"Module {name}: {signature.signature}\n  Instructions: {signature.instructions}")
+    return "\n".join(parts)
+
+
+def program_source(program: Module) -> str:
+    """The program's class source; a built-in module (e.g. a bare Predict) is described by its structure."""
+    cls = type(program)
+    if cls.__module__.startswith("promptless."):
+        return f"a promptless built-in module: {program!r}"
+    try:
+        return textwrap.dedent(inspect.getsource(cls))
+    except (OSError, TypeError):
+        return repr(program)
+
+
+def _truncated(value: Any, maxlen: int | None) -> Any:
+    if maxlen and isinstance(value, str) and len(value) > maxlen:
+        return value[:maxlen] + TRUNCATED
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """JSON data for the checkpoint and the advisor; what cannot be converted becomes its repr."""
+    try:
+        return to_jsonable(value)
+    except TypeError:
+        return repr(value)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(_plain(value), indent=2, ensure_ascii=False)
+
+
+def _trajectory(rollout: Rollout | None) -> str:
+    if rollout is None:
+        return NOT_AVAILABLE
+    return _json([{"module_name": s["module"], "inputs": s["inputs"], "outputs": s["outputs"]} for s in rollout.trace])
+
+
+# -- the optimizer ------------------------------------------------------------------------------------
+class SIMBA(Optimizer):
+    """DSPy's SIMBA: minibatch ascent that learns demos and rules from its own high-variance examples.
+
+    ``bsize`` examples per step (at most the trainset), ``num_candidates`` rollouts
+    per example and new candidates per step, ``max_steps`` steps, at most
+    ``max_demos`` demos per predictor (0: rules only). ``temperature_for_sampling``
+    and ``temperature_for_candidates`` are the softmax temperatures for picking
+    the program to roll out and the program to build a candidate from.
+    ``prompt_model`` writes the rules (default: the LM in force).
+    """
+
+    def __init__(
+        self,
+        metric: Metric,
+        bsize: int = 32,
+        num_candidates: int = 6,
+        max_steps: int = 8,
+        max_demos: int = 4,
+        temperature_for_sampling: float = 0.2,
+        temperature_for_candidates: float = 0.2,
+        *,
+        demo_input_field_maxlen: int | None = 100_000,
+        prompt_model: Any = None,
+        num_threads: int | None = None,
+        max_errors: int | None = None,
+        max_lm_calls: int | None = None,
+        max_tokens: int | None = None,
+        checkpoint: Any = None,
+        fallback_to_baseline: bool = True,
+        display_progress: bool = False,
+        seed: int = 0,
+    ) -> None:
+        if not callable(metric):
+            raise TypeError(f"SIMBA(metric=) must be callable, got {metric!r}")
+        _check_int("bsize", bsize, 1)
+        _check_int("num_candidates", num_candidates, 1)
+        _check_int("max_steps", max_steps, 0)
+        _check_int("max_demos", max_demos, 0)
+        _check_int("seed", seed, None)
+        for name, value in (("num_threads", num_threads), ("demo_input_field_maxlen", demo_input_field_maxlen)):
+            if value is not None:
+                _check_int(name, value, 1)
+        for name, value in (("max_errors", max_errors), ("max_lm_calls", max_lm_calls), ("max_tokens", max_tokens)):
+            if value is not None:
+                _check_int(name, value, 0)
+        for name, value in (
+            ("temperature_for_sampling", temperature_for_sampling),
+            ("temperature_for_candidates", temperature_for_candidates),
+        ):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"SIMBA({name}=) must be a number > 0, got {value!r}")
+        if prompt_model is not None and not callable(prompt_model):
+            raise TypeError(f"SIMBA(prompt_model=) must be an LM or None, got {prompt_model!r}")
+        self.metric = metric
+        self.bsize, self.num_candidates, self.max_steps, self.max_demos = bsize, num_candidates, max_steps, max_demos
+        self.temperature_for_sampling = float(temperature_for_sampling)
+        self.temperature_for_candidates = float(temperature_for_candidates)
+        self.demo_input_field_maxlen = demo_input_field_maxlen
+        self.prompt_model = prompt_model
+        self.settings = SearchSettings(
+            num_threads=num_threads,
+            max_errors=max_errors,
+            max_lm_calls=max_lm_calls,
+            max_tokens=max_tokens,
+            checkpoint=checkpoint,
+            fallback_to_baseline=fallback_to_baseline,
+            display_progress=display_progress,
+            seed=seed,
+        )
+
+    @property
+    def strategies(self) -> list[str]:
+        return ["demo", "rule"] if self.max_demos > 0 else ["rule"]
+
+    # -- forecast -----------------------------------------------------------------------------------
+    def plan(self, student: Module, trainset: Sequence[Example], valset: Sequence[Example] | None = None) -> Plan:
+        """What a compile will spend: probe, baseline, per step rollouts + rule calls + minibatch evals, finals."""
+        train = check_trainset(trainset)
+        val = check_trainset(valset, "valset") if valset is not None else train
+        return self._plan_from(probe(student, train, self.metric), len(train), len(val))
+
+    def _plan_from(self, measured: Probe, train_size: int, val_size: int) -> Plan:
+        bsize, per_step = min(self.bsize, train_size), self.num_candidates
+        finals = min(self.num_candidates, self.max_steps * per_step)
+        phases = {
+            "probe": measured.runs,
+            "baseline": val_size,
+            "rollouts": self.max_steps * bsize * self.num_candidates,
+            "minibatch evals": self.max_steps * per_step * bsize,
+            "final evals": finals * val_size,
+        }
+        rule_calls = math.ceil(self.max_steps * per_step / len(self.strategies))  # expected: strategies are drawn
+        return Plan("SIMBA", phases, rule_calls, measured.calls_per_run, measured.tokens_per_call(), measured)
+
+    # -- compile ------------------------------------------------------------------------------------
+    def compile(
+        self,
+        student: Module,
+        *,
+        trainset: Sequence[Example],
+        valset: Sequence[Example] | None = None,
+        teacher: Module | None = None,
+        testset: Sequence[Example] | None = None,
+    ) -> Module:
+        if not isinstance(student, Module) or not student.named_predictors():
+            raise ValueError(f"SIMBA needs a program with at least one Predict to optimise, got {student!r}")
+        train = check_trainset(trainset)
+        val = check_trainset(valset, "valset") if valset is not None else train
+        notes = []
+        if valset is None:
+            notes.append("no valset given: candidates were chosen on the trainset they learned from (optimistic)")
+        if teacher is not None:
+            notes.append("SIMBA learns from the student's own rollouts; the teacher was not used")
+        if self.bsize > len(train):
+            notes.append(f"bsize={self.bsize} is larger than the trainset: minibatches of {len(train)}")
+        identity = {
+            "bsize": self.bsize,
+            "num_candidates": self.num_candidates,
+            "max_demos": self.max_demos,
+            "temperatures": [self.temperature_for_sampling, self.temperature_for_candidates],
+            "demo_input_field_maxlen": self.demo_input_field_maxlen,
+            "prompt_model": getattr(self.prompt_model, "model", None),
+            "trainset": fingerprint([[ex.toDict(), sorted(ex.input_keys or ())] for ex in train]),
+        }
+        # The baseline SearchRun may return, and the root of every candidate: never the caller's object.
+        run = SearchRun(
+            "SIMBA", student.deepcopy(), self.metric, val, self.settings, testset=testset, identity=identity
+        )
+        search = _Search(self, run, train, len(val))
+        with run:
+            search.forecast()
+            run.score_baseline()
+            search.ascend()
+            search.score_finalists()
+        return run.finish([*notes, *search.notes()])
+
+
+def _check_int(name: str, value: Any, minimum: int | None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
+        bound = f" >= {minimum}" if minimum is not None else ""
+        raise ValueError(f"SIMBA({name}=) must be an int{bound}, got {value!r}")
+
+
+class _BudgetReserve(Exception):
+    """Another step would leave too little budget for the final evaluation."""
+
+
+class _Search:
+    """One compile's pool, steps and bookkeeping (the optimizer itself holds only settings)."""
+
+    def __init__(self, optimizer: SIMBA, run: SearchRun, train: list[Example], val_size: int) -> None:
+        self.opt, self.run, self.train, self.val_size = optimizer, run, train, val_size
+        self.student = run.student
+        self.bsize = min(optimizer.bsize, len(train))
+        self.batches = minibatches(len(train), self.bsize, optimizer.max_steps, optimizer.settings.seed)
+        self.pool = [Candidate("baseline", self.student, _digest(self.student))]
+        # The docstring's continuation lines are indented; the prompt needs none of that whitespace.
+        self.advisor = Predict(ensure_signature(OfferFeedback, inspect.cleandoc(OfferFeedback.instructions)))
+        first_lm = next((p.lm for p in self.student.predictors() if p.lm is not None), None)
+        self.advisor_lm = optimizer.prompt_model or current().lm or first_lm  # DSPy: prompt_model or settings.lm
+        self.program_code = program_source(self.student)
+        self.threads = max(1, optimizer.settings.num_threads or current().num_threads)
+        self.evaluate = Evaluate(
+            [], optimizer.metric, num_threads=self.threads, max_errors=optimizer.settings.max_errors
+        )
+        self.step_notes: list[str] = []
+        self.outcomes: Counter[str] = Counter()
+        self.finalists: list[str] = []
+
+    # -- phases --------------------------------------------------------------------------------------
+    def forecast(self) -> None:
+        """Probe (or recall the probe of an interrupted run) and put the plan in the report."""
+        stored = self.run.recall("probe")
+        if stored is not None:
+            measured = Probe(**stored)
+        else:
+            measured = probe(self.student, self.train, self.opt.metric)
+            if not measured.errors:  # a probe cut short (e.g. by the budget) is not worth keeping
+                self.run.remember("probe", asdict(measured))
+        plan = self.opt._plan_from(measured, len(self.train), self.val_size)
+        self.run.report.forecast = plan
+        log.info("%s", plan.summary())
+
+    def ascend(self) -> None:
+        for step in range(self.opt.max_steps):
+            try:
+                self.step(step)
+            except _BudgetReserve as stop:
+                self.run.report.stopped_by_budget = str(stop)
+                self.step_notes.append(str(stop))
+                log.info("SIMBA: %s", stop)
+                return
+
+    def score_finalists(self) -> None:
+        """The pool's best by minibatch average (distinct programs, not the baseline) on the full valset."""
+        ranked = sorted(range(1, len(self.pool)), key=lambda i: self.pool[i].average, reverse=True)
+        seen, finalists = {self.pool[0].digest}, []
+        for i in ranked:
+            if self.pool[i].digest not in seen and len(finalists) < self.opt.num_candidates:
+                seen.add(self.pool[i].digest)
+                finalists.append(self.pool[i])
+        for candidate in finalists:
+            self.run.score(candidate.name, candidate.program)
+            self.finalists.append(candidate.name)
+
+    def notes(self) -> list[str]:
+        out = list(self.step_notes)
+        if self.outcomes:
+            counts = ", ".join(f"{n} {what}" for what, n in sorted(self.outcomes.items()))
+            out.append(f"strategy outcomes over all steps: {counts}")
+        if self.outcomes["rule failed"]:
+            failed = self.outcomes["rule failed"]
+            out.append(f"{failed} rule proposal(s) failed (unparseable advice or an error) and were skipped")
+        if self.finalists:
+            out.append(f"scored on the full valset (best by minibatch average): {', '.join(self.finalists)}")
+        return out
+
+    # -- one step ------------------------------------------------------------------------------------
+    def step(self, step: int) -> None:
+        record = self.run.recall(f"step {step}")
+        if record is None:
+            self._check_reserve(step)
+            record = self._run_step(step)
+            self.run.remember(f"step {step}", record)
+        for entry in record["candidates"]:
+            self.pool.append(Candidate(entry["name"], self._program(entry["state"]), entry["digest"], entry["scores"]))
+        self.step_notes.append(record["note"])
+        self.outcomes.update(record["outcomes"])
+
+    def _run_step(self, step: int) -> dict[str, Any]:
+        opt, batch = self.opt, [self.train[i] for i in self.batches[step]]
+        rng = random.Random(f"simba/{opt.settings.seed}/{step}")
+        averages = [c.average for c in self.pool]
+        top = top_k_plus_baseline(averages, opt.num_candidates)
+        assignments = [
+            (position, softmax_sample(rng, top, averages, opt.temperature_for_sampling), r)
+            for r in range(opt.num_candidates)
+            for position in range(len(batch))
+        ]
+        stored = self.run.recall(f"step {step} buckets")
+        if stored is None:
+            buckets = make_buckets(self._rollouts(step, batch, assignments))
+            self.run.remember(f"step {step} buckets", [asdict(b) for b in buckets])
+        else:
+            buckets = [Bucket.from_dict(b) for b in stored]
+        all_scores = [s for b in buckets for s in b.scores]
+        p10, p90 = percentile(all_scores, 10), percentile(all_scores, 90)
+        ordered = order_buckets(buckets)
+        built, outcomes = [], Counter[str]()
+        for i, bucket in enumerate(ordered):
+            if len(built) >= opt.num_candidates:
+                break
+            source = softmax_sample(rng, top, averages, opt.temperature_for_candidates)
+            strategy = rng.choice(opt.strategies)
+            key = f"step {step} bucket {i}"
+            outcome = self.run.recall(key)
+            if outcome is None:
+                outcome = self._build(strategy, source, bucket, batch[bucket.example], p10, p90)
+                self.run.remember(key, outcome)
+            outcomes[outcome["outcome"]] += 1
+            if outcome["state"] is not None:
+                built.append(outcome)
+        candidates = []
+        for k, outcome in enumerate(built):
+            program = self._program(outcome["state"])
+            digest = _digest(program)
+            name = f"s{step + 1}.{k + 1} {outcome['strategy']} {digest[:8]}"
+            scores = self._minibatch_scores(f"step {step} eval {name}", program, batch)
+            candidates.append({"name": name, "digest": digest, "state": outcome["state"], "scores": scores})
+        best = max((sum(c["scores"]) / len(c["scores"]) for c in candidates), default=None)
+        spreads = [b.spread for b in buckets]
+        note = (
+            f"step {step + 1}: {len(batch)} examples x {opt.num_candidates} rollouts, mean "
+            f"{sum(all_scores) / len(all_scores):.3f}; spread max {max(spreads):.2f}, mean "
+            f"{sum(spreads) / len(spreads):.2f}, {sum(s > 0 for s in spreads)} examples varied; "
+            f"strategies: {', '.join(f'{n} {w}' for w, n in sorted(outcomes.items())) or 'none'}; "
+            f"best new candidate minibatch score: {'-' if best is None else f'{best:.3f}'}"
+        )
+        log.info("SIMBA %s", note)
+        return {"candidates": candidates, "note": note, "outcomes": dict(outcomes)}
+
+    def _check_reserve(self, step: int) -> None:
+        """Stop before a step whose cost would leave too little budget to score the finalists."""
+        budget, plan = self.run.budget, self.run.report.forecast
+        if budget.max_lm_calls is None and budget.max_tokens is None:
+            return
+        per_run = plan.calls_per_run if plan is not None else 1.0
+        step_calls = math.ceil(2 * self.bsize * self.opt.num_candidates * per_run) + self.opt.num_candidates
+        finalists = min(self.opt.num_candidates, len(self.pool) - 1 + self.opt.num_candidates)
+        needed = step_calls + math.ceil(finalists * self.val_size * per_run)
+        why = f"stopped before step {step + 1} of {self.opt.max_steps}: it and the final evaluation need ~{needed} "
+        if budget.max_lm_calls is not None and budget.lm_calls + needed > budget.max_lm_calls:
+            raise _BudgetReserve(why + f"LM calls, {budget.max_lm_calls - budget.lm_calls} left of max_lm_calls")
+        tokens_per_call = sum(plan.tokens_per_call) if plan is not None else 0.0
+        if budget.max_tokens is not None and budget.tokens + needed * tokens_per_call > budget.max_tokens:
+            raise _BudgetReserve(why + f"calls (~{needed * tokens_per_call:.0f} tokens), more than max_tokens leaves")
+
+    def _rollouts(self, step: int, batch: list[Example], assignments: list[tuple[int, int, int]]) -> list[Rollout]:
+        """Run every (example, program, sample) in threads; results in assignment order, whatever the timing."""
+        copies: dict[tuple[int, int], Module] = {}
+        jobs = []
+        for position, index, r in assignments:
+            rollout_id = 1 + step * self.opt.num_candidates + r
+            if (index, rollout_id) not in copies:
+                copies[(index, rollout_id)] = _sampling_copy(self.pool[index].program, rollout_id)
+            jobs.append((copies[(index, rollout_id)], batch[position], position, index, rollout_id))
+        pool = ThreadPoolExecutor(max_workers=self.threads)
+        try:
+            futures = [pool.submit(run_in_context(self._rollout), *job) for job in jobs]
+            rollouts = [future.result() for future in futures]
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)  # also on Ctrl-C: start nothing more
+        errors = [r for r in rollouts if r.error is not None]
+        limit = self.opt.settings.max_errors
+        if limit is not None and len(errors) > limit:
+            raise TooManyErrors(
+                f"{len(errors)} rollouts failed in step {step + 1} (max_errors={limit}); last: {errors[-1].error}"
+            )
+        return rollouts
+
+    def _rollout(self, program: Module, example: Example, position: int, index: int, rollout_id: int) -> Rollout:
+        names = {id(p): name for name, p in program.named_predictors()}
+        trace: list[Any] = []
+        outputs, error, score = None, None, 0.0
+        try:
+            with context(trace=trace):
+                prediction = program(**example.inputs())
+            outputs = _plain(prediction.toDict() if isinstance(prediction, Example) else {"output": prediction})
+            score = float(self.opt.metric(example, prediction, None) or 0.0)
+        except FATAL_ERRORS:
+            raise
+        except Exception as failure:  # scored as a failure; its partial trace is still worth learning from
+            error = f"{type(failure).__name__}: {failure}"
+            log.debug("SIMBA rollout on example %d failed: %s", position, error)
+        steps = [
+            {"module": names[id(s.predictor)], "inputs": _plain(s.inputs), "outputs": _plain(s.outputs.toDict())}
+            for s in trace
+            if id(s.predictor) in names
+        ]
+        return Rollout(position, index, rollout_id, score, steps, outputs, error)
+
+    def _build(
+        self, strategy: str, source: int, bucket: Bucket, example: Example, p10: float, p90: float
+    ) -> dict[str, Any]:
+        """Apply one strategy to a copy of pool program ``source``: the new state, or why there is none."""
+        program = self.pool[source].program.deepcopy()
+        outcome: dict[str, Any] = {"strategy": strategy, "source": source, "state": None}
+        try:
+            if strategy == "demo":
+                detail = append_a_demo(
+                    program, bucket, max_demos=self.opt.max_demos, maxlen=self.opt.demo_input_field_maxlen, p10=p10
+                )
+            else:
+                with context(lm=self.advisor_lm) if self.advisor_lm is not None else nullcontext():
+                    detail = append_a_rule(
+                        program,
+                        bucket,
+                        advisor=self.advisor,
+                        program_code=self.program_code,
+                        example=example,
+                        p10=p10,
+                        p90=p90,
+                    )
+        except FATAL_ERRORS:
+            raise
+        except StrategySkipped as skipped:
+            log.info("SIMBA %s skipped: %s", strategy, skipped)
+            return {**outcome, "outcome": f"{strategy} skipped", "detail": str(skipped)}
+        except Exception as failure:  # ParseError from the advisor, or anything else a proposal may raise
+            log.warning("SIMBA rule proposal failed, skipped: %s: %s", type(failure).__name__, failure)
+            return {**outcome, "outcome": f"{strategy} failed", "detail": f"{type(failure).__name__}: {failure}"}
+        return {**outcome, "outcome": f"{strategy} applied", "detail": detail, "state": program.dump_state()}
+
+    def _minibatch_scores(self, key: str, program: Module, batch: list[Example]) -> list[float]:
+        stored = self.run.recall(key)
+        if stored is not None:
+            return list(stored)
+        scores = self.evaluate(program, devset=batch).scores
+        self.run.remember(key, scores)
+        return scores
+
+    def _program(self, state: dict[str, Any]) -> Module:
+        """A pool program from its JSON state, so a resumed run holds exactly what an uninterrupted one does."""
+        return self.student.deepcopy().load_state(state)
+
+
+def _sampling_copy(program: Module, rollout_id: int) -> Module:
+    """A copy that samples at temperature 1.0 under its own ``rollout_id`` (a distinct cache key)."""
+    copy = program.deepcopy()
+    for predictor in copy.predictors():
+        predictor.config = {**predictor.config, "temperature": 1.0, "rollout_id": rollout_id}
+    return copy
+
+
+def _digest(program: Module) -> str:
+    return fingerprint(program.dump_state()["predictors"])
