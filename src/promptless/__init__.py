@@ -70,11 +70,21 @@ _LAZY: dict[str, str] = {
     "KNNFewShot": "promptless.optimizers",
     "Ensemble": "promptless.optimizers",
     "majority": "promptless.optimizers",
+    "COPRO": "promptless.optimizers.copro",
+    "MIPROv2": "promptless.optimizers.mipro",
+    "GEPA": "promptless.optimizers.reflective",
+    "SIMBA": "promptless.optimizers.simba",
+    "Plan": "promptless.optimizers.plan",
+    "Budget": "promptless.budget",
+    "BudgetExhausted": "promptless.budget",
     # evaluation
     "Evaluate": "promptless.evaluate",
     "EvaluationResult": "promptless.evaluate",
     "answer_exact_match": "promptless.evaluate",
     "answer_f1": "promptless.evaluate",
+    "Judge": "promptless.evaluate.judge",
+    "SemanticF1": "promptless.evaluate.judge",
+    "ScoreWithFeedback": "promptless.evaluate.feedback",
 }
 _LAZY.update(
     {
@@ -111,7 +121,10 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from promptless.adapters import Adapter, ChatAdapter, CompletionAdapter, JSONAdapter, ParseError
+    from promptless.budget import Budget, BudgetExhausted
     from promptless.evaluate import Evaluate, EvaluationResult, answer_exact_match, answer_f1
+    from promptless.evaluate.feedback import ScoreWithFeedback
+    from promptless.evaluate.judge import Judge, SemanticF1
     from promptless.inspection import inspect_history, inspect_prompt
     from promptless.lm.base import LM, Request, Response
     from promptless.lm.errors import (
@@ -144,6 +157,11 @@ if TYPE_CHECKING:
         Optimizer,
         majority,
     )
+    from promptless.optimizers.copro import COPRO
+    from promptless.optimizers.mipro import MIPROv2
+    from promptless.optimizers.plan import Plan
+    from promptless.optimizers.reflective import GEPA
+    from promptless.optimizers.simba import SIMBA
     from promptless.primitives import Example, Prediction
     from promptless.retrieve import BM25Retriever, ColBERTv2, EmbeddingsRetriever, Passage, RetrievalError
     from promptless.sandbox import Sandbox, SandboxResult

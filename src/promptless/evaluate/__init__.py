@@ -1,12 +1,15 @@
 """Evaluation: run a program over a dev set and score it honestly."""
 
 from promptless.evaluate.evaluate import Evaluate, EvaluationResult, TooManyErrors
+from promptless.evaluate.feedback import FeedbackMetric, ScoreWithFeedback, split_score
 from promptless.evaluate.metrics import answer_exact_match, answer_f1, exact_match, f1_score, normalize_text
 from promptless.evaluate.stats import bootstrap_ci, paired_bootstrap_ci
 
 __all__ = [
     "Evaluate",
     "EvaluationResult",
+    "FeedbackMetric",
+    "ScoreWithFeedback",
     "TooManyErrors",
     "answer_exact_match",
     "answer_f1",
@@ -15,4 +18,5 @@ __all__ = [
     "f1_score",
     "normalize_text",
     "paired_bootstrap_ci",
+    "split_score",
 ]

@@ -2,12 +2,21 @@
 
 from promptless.optimizers.base import CandidateScore, CompileReport, Optimizer
 from promptless.optimizers.bootstrap import BootstrapFewShot
+from promptless.optimizers.copro import COPRO
 from promptless.optimizers.ensemble import Ensemble, majority
 from promptless.optimizers.knn import KNNFewShot
 from promptless.optimizers.labeled import LabeledFewShot
+from promptless.optimizers.mipro import MIPROv2
+from promptless.optimizers.plan import Plan
 from promptless.optimizers.random_search import BootstrapFewShotWithRandomSearch
+from promptless.optimizers.reflective import GEPA, Reflective
+from promptless.optimizers.search import SearchSettings
+from promptless.optimizers.simba import SIMBA
 
 __all__ = [
+    "COPRO",
+    "GEPA",
+    "SIMBA",
     "BootstrapFewShot",
     "BootstrapFewShotWithRandomSearch",
     "CandidateScore",
@@ -15,6 +24,10 @@ __all__ = [
     "Ensemble",
     "KNNFewShot",
     "LabeledFewShot",
+    "MIPROv2",
     "Optimizer",
+    "Plan",
+    "Reflective",
+    "SearchSettings",
     "majority",
 ]
