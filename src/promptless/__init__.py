@@ -52,6 +52,9 @@ _LAZY: dict[str, str] = {
     "track_usage": "promptless.trace",
     "inspect_prompt": "promptless.inspection",
     "inspect_history": "promptless.inspection",
+    "BaseCallback": "promptless.callbacks",
+    "Price": "promptless.cost",
+    "OpenTelemetryCallback": "promptless.telemetry",
     # LMs and adapters
     "LM": "promptless.lm.base",
     "Request": "promptless.lm.base",
@@ -122,6 +125,8 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from promptless.adapters import Adapter, ChatAdapter, CompletionAdapter, JSONAdapter, ParseError
     from promptless.budget import Budget, BudgetExhausted
+    from promptless.callbacks import BaseCallback
+    from promptless.cost import Price
     from promptless.evaluate import Evaluate, EvaluationResult, answer_exact_match, answer_f1
     from promptless.evaluate.feedback import ScoreWithFeedback
     from promptless.evaluate.judge import Judge, SemanticF1
@@ -168,5 +173,6 @@ if TYPE_CHECKING:
     from promptless.settings import configure, context
     from promptless.signature import InputField, OutputField, Signature, SignatureError, ensure_signature
     from promptless.streaming import FieldChunk, FieldValue, stream
+    from promptless.telemetry import OpenTelemetryCallback
     from promptless.tool import Tool, ToolArgumentError
     from promptless.trace import track_usage

@@ -26,6 +26,7 @@ class Budget:
     max_tokens: int | None = None
     lm_calls: int = 0
     tokens: int = 0
+    parent: Budget | None = field(default=None, repr=False, compare=False)  # an outer budget, charged too
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -35,7 +36,9 @@ class Budget:
                 raise ValueError(f"Budget({name}=) must be a non-negative int or None, got {value!r}")
 
     def charge_call(self) -> None:
-        """Reserve one LM call, or raise ``BudgetExhausted`` if none is left."""
+        """Reserve one LM call here and in every outer budget, or raise ``BudgetExhausted`` if none is left."""
+        if self.parent is not None:
+            self.parent.charge_call()
         with self._lock:
             if self.max_lm_calls is not None and self.lm_calls >= self.max_lm_calls:
                 raise BudgetExhausted(f"LM call budget spent: {self.lm_calls} of max_lm_calls={self.max_lm_calls}")
@@ -44,10 +47,14 @@ class Budget:
             self.lm_calls += 1
 
     def spend(self, response: Response) -> None:
+        if self.parent is not None:
+            self.parent.spend(response)
         with self._lock:
             self.tokens += response.usage.prompt_tokens + response.usage.completion_tokens
 
     @property
     def exhausted(self) -> bool:
+        if self.parent is not None and self.parent.exhausted:
+            return True
         calls_out = self.max_lm_calls is not None and self.lm_calls >= self.max_lm_calls
         return calls_out or (self.max_tokens is not None and self.tokens >= self.max_tokens)

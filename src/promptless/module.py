@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from promptless.callbacks import callback_scope, module_inputs, with_callbacks
 from promptless.primitives import Example, Prediction
 from promptless.settings import context, current, run_in_context
 from promptless.trace import UsageTracker
@@ -38,6 +39,7 @@ class Module:
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
+    @with_callbacks("module", module_inputs)
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         tracker = UsageTracker(parent=current().usage_tracker)
         with context(usage_tracker=tracker):
@@ -54,10 +56,12 @@ class Module:
         if type(self).aforward is Module.aforward:
             return await asyncio.to_thread(run_in_context(self.__call__), *args, **kwargs)
         tracker = UsageTracker(parent=current().usage_tracker)
-        with context(usage_tracker=tracker):
-            result = await self.aforward(*args, **kwargs)
-        if isinstance(result, Prediction):
-            result._usage = tracker.total
+        with callback_scope("module", self, lambda: module_inputs(self, args, kwargs)) as scope:
+            with context(usage_tracker=tracker):
+                result = await self.aforward(*args, **kwargs)
+            if isinstance(result, Prediction):
+                result._usage = tracker.total
+            scope.outputs = result
         return result
 
     async def aforward(self, *args: Any, **kwargs: Any) -> Any:

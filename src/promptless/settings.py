@@ -7,7 +7,7 @@ the caller's context (see ``run_in_context``), so settings follow the work.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
@@ -31,6 +31,7 @@ class Settings:
     callbacks: tuple = ()
     budget: Budget | None = None  # LM calls/tokens allowed in this context (see promptless.budget)
     stream_sink: Callable[[Any], None] | None = None  # set by promptless.stream(); Predict streams into it
+    prices: Mapping[str, Any] | None = None  # model -> promptless.cost.Price ($ per million tokens)
 
 
 _SETTINGS: contextvars.ContextVar[Settings] = contextvars.ContextVar(

@@ -13,6 +13,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from promptless.callbacks import with_callbacks
 from promptless.primitives import Prediction
 
 _NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
@@ -79,12 +80,14 @@ class Tool:
             raise ToolArgumentError(f"tool {self.name!r}: {problems}; received {arguments!r:.200}") from None
         return {name: getattr(model, name) for name in type(model).model_fields}
 
+    @with_callbacks("tool")
     def __call__(self, **kwargs: Any) -> Any:
         arguments = self.validate(kwargs)
         if self.is_async:
             return asyncio.run(self.func(**arguments))
         return self.func(**arguments)
 
+    @with_callbacks("tool")
     async def acall(self, **kwargs: Any) -> Any:
         arguments = self.validate(kwargs)
         if self.is_async:

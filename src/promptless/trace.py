@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from promptless.lm.base import Usage
 
 if TYPE_CHECKING:
+    from promptless.cost import CostSummary
     from promptless.lm.base import Response
     from promptless.primitives import Prediction
 
@@ -23,6 +24,7 @@ class UsageTracker:
     cache_hits: int = 0
     parent: UsageTracker | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    prices: Mapping[str, Any] | None = field(default=None, repr=False)  # None: the ``prices`` setting when read
 
     def add(self, model: str, response: Response) -> None:
         if self.parent is not None:
@@ -41,6 +43,22 @@ class UsageTracker:
             total = total + usage
         return total
 
+    def snapshot(self) -> dict[str, Usage]:
+        """Usage per model, copied under the lock (other threads may still be adding)."""
+        with self._lock:
+            return dict(self.by_model)
+
+    @property
+    def cost(self) -> float | None:
+        """Dollars spent (see ``promptless.cost``); None when a call went to a model with no price."""
+        return self.cost_summary().total
+
+    def cost_summary(self) -> CostSummary:
+        """The priced part of the cost, and how many calls (on which models) had no price."""
+        from promptless.cost import cost_summary
+
+        return cost_summary(self)
+
 
 @contextmanager
 def track_usage() -> Iterator[UsageTracker]:
@@ -48,7 +66,8 @@ def track_usage() -> Iterator[UsageTracker]:
     from promptless.settings import context
     from promptless.settings import current as current_settings
 
-    tracker = UsageTracker(parent=current_settings().usage_tracker)
+    settings = current_settings()
+    tracker = UsageTracker(parent=settings.usage_tracker, prices=settings.prices)  # priced as when the run began
     with context(usage_tracker=tracker):
         yield tracker
 

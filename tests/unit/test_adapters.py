@@ -140,3 +140,18 @@ def test_rendered_demos_are_memoised_but_follow_changes():
     completion.format(SENTIMENT, [demo], {"sentence": "a"})
     demo["sentence"] = "dreadful"
     assert "Sentence: dreadful" in completion.format(SENTIMENT, [demo], {"sentence": "a"}).prompt
+
+
+def test_a_predictors_own_stop_strings_add_to_the_completion_adapters():
+    import promptless as pl
+    from promptless.testing import ScriptedLM
+
+    lm = ScriptedLM(default=" ok", model_type="completion")
+    predict = pl.Predict("question -> answer", lm=lm, stop=["END"])
+    predict(question="q")
+    assert lm.requests[0].stop == ("END",)  # constrained: the grammar ends the line, the adapter adds no stops
+    unconstrained = pl.Predict(
+        "question -> answer", lm=lm, adapter=pl.CompletionAdapter(constrained=False), stop="STOP"
+    )
+    unconstrained(question="q2")
+    assert lm.requests[1].stop[-1] == "STOP" and "\n\n" in lm.requests[1].stop

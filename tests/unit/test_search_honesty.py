@@ -153,3 +153,12 @@ def test_probe_measures_calls_and_pass_rate_and_plan_adds_up():
     assert bootstrap_runs(train_size=50, max_demos=4, pass_rate=1.0, threads=4) == 4
     assert bootstrap_runs(train_size=50, max_demos=4, pass_rate=0.5, threads=4) == 8
     assert bootstrap_runs(train_size=6, max_demos=4, pass_rate=0.1, threads=4) == 6
+
+
+def test_an_outer_budget_still_counts_inside_a_search(tmp_path):
+    outer = Budget(max_lm_calls=50)
+    with context(budget=outer):
+        program = _run(tmp_path, ScriptedLM(answer_all), ["be good", "be bad"], SearchSettings(num_threads=1))
+    report = program.compile_report
+    assert report.stopped_by_budget and "max_lm_calls=50" in report.stopped_by_budget
+    assert outer.lm_calls == 50 and report.lm_calls == 50

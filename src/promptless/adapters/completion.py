@@ -49,6 +49,8 @@ class CompletionAdapter(Adapter):
         stop = (
             () if self.constrained else ("\n\n", "\n---", *(f"\n{f.label}:" for f in signature.input_fields.values()))
         )
+        own = sampling.pop("stop", None) or ()  # a predictor's own stop strings add to the adapter's
+        stop = (*stop, *((own,) if isinstance(own, str) else own))
         return Request(prompt=SEPARATOR.join(blocks), grammar=grammar, stop=stop, **sampling)
 
     def _fixed_blocks(self, signature: Signature, demos: list[Mapping[str, Any]]) -> tuple[str, ...]:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from promptless.budget import BudgetExhausted
+from promptless.callbacks import with_callbacks
+from promptless.evaluate.feedback import split_score
 from promptless.evaluate.stats import bootstrap_ci
 from promptless.lm.errors import LMAuthError, LMNotFound, LMUnavailable
 from promptless.lm.models import ModelNotInstalled
@@ -87,6 +89,7 @@ class Evaluate:
         self.max_errors = max_errors
         self.failure_score = failure_score
 
+    @with_callbacks("evaluate")
     def __call__(
         self, program: Callable[..., Any], metric: Metric | None = None, devset: Sequence[Example] | None = None
     ) -> EvaluationResult:
@@ -139,7 +142,7 @@ class _Run:
         example = self.examples[index]
         try:
             prediction = self.program(**example.inputs())
-            score = float(self.metric(example, prediction, None) or 0.0)
+            score = split_score(self.metric(example, prediction, None))[0]
         except FATAL_ERRORS as error:
             with self.lock:
                 self._stop_with(error)

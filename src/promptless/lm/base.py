@@ -18,6 +18,7 @@ from collections.abc import Generator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
+from promptless.callbacks import with_callbacks
 from promptless.lm.errors import LMError
 
 log = logging.getLogger("promptless.lm")
@@ -124,6 +125,11 @@ class HistoryEntry:
     response: Response
     model: str
     timestamp: float
+    # Filled by Predict after parsing, for inspect_history (None for a call made outside Predict):
+    signature: str | None = None
+    demos: list[Any] | None = None
+    inputs: dict[str, Any] | None = None
+    outputs: list[dict[str, Any]] | None = None  # the parsed fields of each completion
 
 
 class LM:
@@ -232,6 +238,7 @@ class LM:
             req = Request(prompt=request, **kwargs)
         return self.complete(req).texts
 
+    @with_callbacks("lm")
     def complete(self, request: Request) -> Response:
         """Answer from the cache, or run the backend with retries; record history."""
         key = request.cache_key(self.model) if self._cache is not None else None
@@ -244,6 +251,7 @@ class LM:
         self._record(request, response)
         return response
 
+    @with_callbacks("lm")
     def stream(self, request: Request) -> Generator[str, None, Response]:
         """Yield the text as it is decoded, then return the Response (``yield from`` gets it).
 
@@ -294,6 +302,7 @@ class LM:
             response.model = response.model or self.model
             return response
 
+    @with_callbacks("lm")
     async def acomplete(self, request: Request) -> Response:
         """``complete`` for an event loop: HTTP backends are awaited, in-process ones run in a worker thread."""
         key = request.cache_key(self.model) if self._cache is not None else None

@@ -8,7 +8,9 @@ from typing import Any
 
 from promptless.adapters import Adapter, ParseError, default_adapter_for
 from promptless.adapters.values import to_jsonable
+from promptless.callbacks import observed_parse
 from promptless.fieldtypes import is_optional
+from promptless.inspection import note_call
 from promptless.lm import LM, resolve_lm
 from promptless.lm.base import Request, Response
 from promptless.module import ArtifactError, Module
@@ -47,6 +49,7 @@ class Predict(Module):
 
     # -- calling -------------------------------------------------------------------------------
     def forward(self, **kwargs: Any) -> Prediction:
+        demos = kwargs.get("demos", self.demos)
         lm, adapter, inputs, request = self._prepare(kwargs)
         sink = current().stream_sink
         if sink is not None and request.n == 1:
@@ -57,6 +60,7 @@ class Predict(Module):
             response = lm(request)
         completions = self._parse_all(adapter, lm, request, response)
         prediction = Prediction.from_completions(completions)
+        note_call(lm, response, self.signature, demos, inputs, completions)
         trace = current().trace
         if trace is not None:  # copies of list/dict inputs: a program may grow them after this step
             trace.append(TraceStep(self, _snapshot(inputs), prediction))
@@ -64,6 +68,7 @@ class Predict(Module):
 
     async def aforward(self, **kwargs: Any) -> Prediction:
         """``forward`` without blocking the event loop: the LM call (and any parse retry) is awaited."""
+        demos = kwargs.get("demos", self.demos)
         lm, adapter, inputs, request = self._prepare(kwargs)
         response = await lm.acomplete(request)
         retries = current().max_parse_retries
@@ -72,7 +77,7 @@ class Predict(Module):
             attempt_request, attempt_text = request, text
             for remaining in range(retries, -1, -1):
                 try:
-                    completions.append(adapter.parse(self.signature, attempt_text))
+                    completions.append(observed_parse(adapter, self.signature, attempt_text))
                     break
                 except ParseError as error:
                     if remaining == 0:
@@ -85,6 +90,7 @@ class Predict(Module):
         if not completions:
             raise errors[0]
         prediction = Prediction.from_completions(completions)
+        note_call(lm, response, self.signature, demos, inputs, completions)
         trace = current().trace
         if trace is not None:
             trace.append(TraceStep(self, _snapshot(inputs), prediction))
@@ -99,7 +105,8 @@ class Predict(Module):
         adapter = self.adapter or current().adapter or default_adapter_for(lm)
         sampling = {"temperature": lm.temperature, "max_tokens": lm.max_tokens, **config}
         if "stop" in sampling:
-            sampling["stop"] = tuple(sampling["stop"])
+            stop = sampling["stop"]
+            sampling["stop"] = (stop,) if isinstance(stop, str) else tuple(stop)  # "END" is one stop string
         return lm, adapter, inputs, adapter.format(self.signature, demos, inputs, **sampling)
 
     def _checked_inputs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -135,7 +142,7 @@ class Predict(Module):
         self, adapter: Adapter, lm: LM, request: Request, text: str, retries: int
     ) -> dict[str, Any]:
         try:
-            return adapter.parse(self.signature, text)
+            return observed_parse(adapter, self.signature, text)
         except ParseError as error:
             if retries <= 0:
                 raise

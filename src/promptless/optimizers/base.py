@@ -86,6 +86,7 @@ class CompileReport:
     forecast: Any = None  # the optimizer's Plan, made before the search
     stopped_by_budget: str | None = None
     resumed_steps: int = 0  # steps taken from a checkpoint instead of being run again
+    cost: float | None = None  # dollars, from the price table (promptless.cost); None: a model has no price
 
     @property
     def total_calls(self) -> int:
@@ -100,12 +101,14 @@ class CompileReport:
             total.completion_tokens,
         )
         self.cache_hits = usage.cache_hits
+        self.cost = usage.cost
         self.wall_time_s = time.perf_counter() - started
 
     def summary(self) -> str:
         lines = [
             f"{self.optimizer}: {self.lm_calls} LM calls ({self.cache_hits} cache hits), "
             f"{self.prompt_tokens} prompt + {self.completion_tokens} completion tokens, {self.wall_time_s:.1f} s"
+            + (f", ${self.cost:.4f}" if self.cost is not None else "")
         ]
         if self.forecast is not None:
             lines.append(f"   forecast {self.forecast.lm_calls} LM calls, made {self.total_calls}")

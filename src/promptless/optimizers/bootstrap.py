@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from promptless.callbacks import callback_scope
 from promptless.module import Module
 from promptless.optimizers.base import (
     FATAL_ERRORS,
@@ -111,12 +112,15 @@ class BootstrapFewShot(Optimizer):
         if valset is not None:
             return self._compile_and_compare(student, program, teacher, examples, valset, testset)
         report = CompileReport("BootstrapFewShot")
-        with track_usage() as usage:
-            attempts = self._bootstrap(teacher, examples)
-            self._assign_demos(program, examples, attempts, report.notes)
-        report.notes.append("no valset given: the result was not compared with the uncompiled program")
-        report.record_usage(usage, started)
-        return attach_report(program, report)
+        inputs = {"optimizer": "BootstrapFewShot", "student": student, "trainset": examples}
+        with callback_scope("compile", self, inputs) as scope:  # with a valset, SearchRun reports the compile
+            with track_usage() as usage:
+                attempts = self._bootstrap(teacher, examples)
+                self._assign_demos(program, examples, attempts, report.notes)
+            report.notes.append("no valset given: the result was not compared with the uncompiled program")
+            report.record_usage(usage, started)
+            scope.outputs = attach_report(program, report)
+        return scope.outputs
 
     def _compile_and_compare(
         self,

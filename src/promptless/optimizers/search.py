@@ -30,12 +30,13 @@ from types import TracebackType
 from typing import Any
 
 from promptless.budget import Budget, BudgetExhausted
+from promptless.callbacks import begin, end
 from promptless.evaluate.evaluate import Evaluate
 from promptless.module import Module
 from promptless.optimizers.base import CandidateScore, CompileReport, Metric, attach_report, check_trainset
 from promptless.optimizers.checkpoint import Checkpoint, fingerprint
 from promptless.primitives import Example
-from promptless.settings import context
+from promptless.settings import context, current
 from promptless.trace import track_usage
 
 log = logging.getLogger("promptless.optimizers")
@@ -109,11 +110,15 @@ class SearchRun:
         self._stack: list[Any] = []
         self._started = time.perf_counter()
         self._usage: Any = None
+        self._compile_call: Any = None  # the on_compile_start/end pair (promptless.callbacks)
 
     # -- the block the search runs in --------------------------------------------------------------
     def __enter__(self) -> SearchRun:
+        inputs = {"optimizer": self.report.optimizer, "student": self.student, "valset": self.valset}
+        self._compile_call = begin("compile", self, inputs)
         usage_cm = track_usage()
         self._usage = usage_cm.__enter__()
+        self.budget.parent = current().budget  # a budget the caller put in force still counts
         budget_cm = context(budget=self.budget)
         budget_cm.__enter__()
         self._stack = [budget_cm, usage_cm]
@@ -127,6 +132,9 @@ class SearchRun:
             self.report.stopped_by_budget = str(error)
             log.info("%s: %s; keeping the best program found so far", self.report.optimizer, error)
             return True
+        if error is not None:
+            end(self._compile_call, None, error)
+            self._compile_call = None
         return False
 
     # -- scoring -----------------------------------------------------------------------------------
@@ -181,11 +189,18 @@ class SearchRun:
         chosen_name, chosen = self._choose(baseline)
         report.chosen = chosen_name
         report.notes.extend(extra_notes)
-        if self.testset is not None:
-            self._score_on_testset(chosen)
+        try:
+            if self.testset is not None:
+                self._score_on_testset(chosen)
+        except BaseException as error:
+            end(self._compile_call, None, error)
+            raise
         if self._usage is not None:
             report.record_usage(self._usage, self._started)
-        return attach_report(chosen, report)
+        program = attach_report(chosen, report)
+        end(self._compile_call, program)
+        self._compile_call = None
+        return program
 
     def _choose(self, baseline: tuple[Scored, Module] | None) -> tuple[str, Module]:
         report = self.report

@@ -1,0 +1,5 @@
+"""``python -m promptless``: the command line (see ``promptless.cli``)."""
+
+from promptless.cli.main import main
+
+main()

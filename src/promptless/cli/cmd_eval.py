@@ -1,0 +1,49 @@
+"""``promptless eval program.json DATA``: score a saved program on a data file, with a 95% CI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from promptless.cli.errors import reports_errors
+from promptless.cli.metrics import MetricKind
+
+
+@reports_errors
+def eval_command(
+    program_path: Annotated[Path, typer.Argument(metavar="PROGRAM", help="A program saved by promptless compile.")],
+    data: Annotated[Path, typer.Argument(help="Examples with the program's input and output fields.")],
+    metric: Annotated[
+        MetricKind | None, typer.Option("--metric", "-m", help="Default: the one it was compiled with, else exact.")
+    ] = None,
+    lm: Annotated[str | None, typer.Option(help="Run on this model instead of the artifact's.")] = None,
+    api_base: Annotated[str | None, typer.Option(help="Base URL of an OpenAI-compatible server.")] = None,
+    tools: Annotated[str | None, typer.Option(help="A ReAct program's tools: module:function[,...].")] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="Examples run in parallel.")] = None,
+) -> None:
+    """Evaluate a saved program on DATA."""
+    from rich.console import Console
+
+    from promptless.cli.artifact import load_program
+    from promptless.cli.common import preflight, program_lm
+    from promptless.cli.data import check_columns, read_records, to_examples
+    from promptless.cli.metrics import build_metric
+    from promptless.cli.programs import load_tools, task_fields
+    from promptless.cli.render import render_evaluation
+    from promptless.evaluate.evaluate import Evaluate
+    from promptless.settings import context
+
+    loaded = load_program(program_path, tools=(lambda: load_tools(tools)) if tools else None)
+    inputs, outputs = task_fields(loaded.task)
+    records = read_records(data)
+    check_columns(data, records, [*inputs, *outputs])
+    examples = to_examples(records, inputs, outputs)
+    name = metric.value if metric else (loaded.spec.metric if loaded.spec and loaded.spec.metric else "exact")
+    scorer = build_metric(name, loaded.task)
+    run_lm = program_lm(loaded, lm, api_base)
+    preflight(run_lm)
+    with context(lm=run_lm):
+        result = Evaluate(examples, scorer, num_threads=threads, display_progress=True)(loaded.program)
+    render_evaluation(Console(), result, name=f"{program_path} on {data}", metric=name)

@@ -1,0 +1,85 @@
+"""What several commands share: the LM to run on, and ``--input field=value`` pairs."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from promptless.cli.errors import RUNTIME, CLIError, usage_errors
+
+if TYPE_CHECKING:
+    from promptless.cli.artifact import LoadedProgram
+    from promptless.lm.base import LM
+    from promptless.signature import Signature
+
+
+def build_lm(model: str, api_base: str | None = None) -> LM:
+    """The LM named by ``--lm``, through the ``promptless.cli.main.make_lm`` hook (tests replace it).
+
+    An unknown provider or local model name fails here, before any data is read or model loaded.
+    """
+    from promptless.cli import main
+
+    with usage_errors("--lm"):
+        lm = main.make_lm(model, api_base=api_base)
+        lm.model_type  # noqa: B018 - resolving it checks the name against the registry / provider list
+    return lm
+
+
+def preflight(lm: LM) -> None:
+    """For an embedded model: fail at once, with the install command, if it cannot run (exit code 1)."""
+    if not lm.model.startswith("local/"):
+        return
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise CLIError(f"{lm.model} needs llama-cpp-python: pip install 'promptless[local]'", RUNTIME)
+    from promptless.lm.models import model_path
+
+    model_path(lm.model.removeprefix("local/"))  # raises ModelNotInstalled naming the package
+
+
+def program_lm(loaded: LoadedProgram, lm_option: str | None, api_base: str | None) -> LM:
+    """The LM for a saved program: ``--lm`` (which then overrides every predictor's own), else the artifact's.
+
+    Without either, the embedded default model.
+    """
+    from promptless.lm import DEFAULT_MODEL
+
+    if lm_option:
+        lm = build_lm(lm_option, api_base)
+        loaded.program.set_lm(lm)
+        return lm
+    model, saved_base = loaded.saved_lm
+    return build_lm(model or DEFAULT_MODEL, api_base or saved_base)
+
+
+def parse_inputs(pairs: Sequence[str], signature: Signature) -> dict[str, Any]:
+    """``["question=What is 2+2?"]`` → ``{"question": "What is 2+2?"}``; a typed field's value is read as JSON."""
+    values: dict[str, Any] = {}
+    fields = signature.input_fields
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise CLIError(f"--input {pair!r} is not of the form field=value")
+        if name not in fields:
+            raise CLIError(f"--input {name}: the program has no input {name!r}; its inputs are {list(fields)}")
+        values[name] = text if fields[name].annotation is str else _json_or_text(text)
+    return values
+
+
+def require_inputs(values: dict[str, Any], signature: Signature, where: str) -> None:
+    from promptless.fieldtypes import is_optional
+
+    fields = signature.input_fields
+    missing = [n for n, f in fields.items() if n not in values and not is_optional(f.annotation)]
+    if missing:
+        raise CLIError(f"{where}: missing input(s) {missing}; the program's inputs are {list(fields)}")
+
+
+def _json_or_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text

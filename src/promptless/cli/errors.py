@@ -1,0 +1,114 @@
+"""How the CLI fails: one red ``error: ...`` line on stderr and an exit code, never a traceback.
+
+Exit codes: 2 for what the user can fix before any LM call (a bad file, a bad option,
+an artifact that does not load), 1 for what went wrong while running (the model is
+missing, the server is down, the budget ran out), 130 for Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+log = logging.getLogger("promptless.cli")
+
+USAGE = 2  # the input is wrong: fix the command line or the file
+RUNTIME = 1  # the run failed: model, server, budget
+INTERRUPTED = 130
+DEBUG_ENV = "PROMPTLESS_DEBUG"  # set to 1 to get the traceback of an unexpected error
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class CLIError(Exception):
+    """A failure the CLI reports as one line; ``code`` is the process exit code."""
+
+    def __init__(self, message: str, code: int = USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class DataError(CLIError):
+    """A data file cannot be read as examples for this signature; the message names the file and the cause."""
+
+
+@contextmanager
+def usage_errors(what: str = "") -> Iterator[None]:
+    """Turn ValueError/TypeError raised while setting up (signature, options, artifact) into exit code 2."""
+    try:
+        yield
+    except CLIError:
+        raise
+    except (ValueError, TypeError, KeyError) as error:
+        prefix = f"{what}: " if what else ""
+        raise CLIError(f"{prefix}{_text(error)}", USAGE) from error
+
+
+def classify(error: BaseException) -> CLIError:
+    """The one-line report and exit code for an exception that reached a command's edge."""
+    if isinstance(error, CLIError):
+        return error
+    from promptless.budget import BudgetExhausted
+    from promptless.evaluate.evaluate import TooManyErrors
+    from promptless.lm.errors import LMError
+    from promptless.lm.models import ModelNotInstalled
+    from promptless.module import ArtifactError
+    from promptless.optimizers.bootstrap import TooManyErrors as TooManyBootstrapErrors
+    from promptless.optimizers.checkpoint import CheckpointMismatch
+
+    if isinstance(error, (ArtifactError, CheckpointMismatch)):
+        return CLIError(_text(error), USAGE)
+    if isinstance(error, (TooManyErrors, TooManyBootstrapErrors)):
+        cause = f"; last: {_text(error.__cause__)}" if error.__cause__ is not None else ""
+        return CLIError(f"{_text(error)}{cause}", RUNTIME)
+    if isinstance(error, BudgetExhausted):
+        return CLIError(f"{_text(error)}; raise --budget to let the run finish", RUNTIME)
+    if isinstance(error, (LMError, ModelNotInstalled)):
+        return CLIError(f"{type(error).__name__}: {_text(error)}", RUNTIME)
+    if isinstance(error, ImportError):
+        return CLIError(f"a package is missing: {_text(error)}", RUNTIME)
+    if isinstance(error, OSError):
+        return CLIError(f"{error.strerror or _text(error)}: {error.filename}" if error.filename else _text(error))
+    return CLIError(f"unexpected {type(error).__name__}: {_text(error)} (set {DEBUG_ENV}=1 for the traceback)", RUNTIME)
+
+
+def reports_errors(command: F) -> F:
+    """Decorate a command: any exception becomes one red line on stderr and a non-zero exit."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import typer
+
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except KeyboardInterrupt:
+            _say("interrupted")
+            raise typer.Exit(INTERRUPTED) from None
+        except Exception as error:
+            if os.environ.get(DEBUG_ENV) and not isinstance(error, CLIError):
+                raise
+            failure = classify(error)
+            log.debug("command failed", exc_info=error)
+            _say(str(failure))
+            raise typer.Exit(failure.code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _say(message: str) -> None:
+    from rich.console import Console
+    from rich.text import Text
+
+    Console(stderr=True, soft_wrap=True).print(Text(f"error: {message}", style="red"))
+
+
+def _text(error: BaseException) -> str:
+    """The message of an exception on one line (KeyError's repr quotes are dropped)."""
+    text = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+    return " ".join(str(text).split()) or type(error).__name__

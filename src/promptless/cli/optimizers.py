@@ -1,0 +1,74 @@
+"""The optimizers of ``--optimizer``, built with the CLI's settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from promptless.cli.errors import CLIError
+
+if TYPE_CHECKING:
+    from promptless.optimizers.base import Optimizer
+
+
+class OptimizerKind(StrEnum):
+    bootstrap = "bootstrap"
+    random_search = "random-search"
+    mipro = "mipro"
+
+
+@dataclass(frozen=True)
+class OptimizerOptions:
+    """The compile command's optimizer settings in one value, so the builder's signature stays short."""
+
+    max_demos: int = 4
+    max_labeled: int = 4
+    candidates: int = 8
+    budget: int | None = None
+    threads: int | None = None
+    checkpoint: Path | None = None
+    seed: int = 0
+    progress: bool = True
+
+
+def build_optimizer(kind: str, metric: Callable[..., Any], options: OptimizerOptions) -> Optimizer:
+    """BootstrapFewShot, BootstrapFewShotWithRandomSearch or MIPROv2(auto="light") with the CLI's settings.
+
+    BootstrapFewShot takes no budget or checkpoint: the compile command puts a Budget in force around it.
+    """
+    common = {"num_threads": options.threads, "seed": options.seed}
+    if kind == OptimizerKind.bootstrap:
+        if options.checkpoint is not None:
+            raise CLIError("--checkpoint works with --optimizer random-search or mipro, not bootstrap")
+        from promptless.optimizers.bootstrap import BootstrapFewShot
+
+        return BootstrapFewShot(
+            metric, max_bootstrapped_demos=options.max_demos, max_labeled_demos=options.max_labeled, **common
+        )
+    search = {
+        "max_lm_calls": options.budget,
+        "checkpoint": options.checkpoint,
+        "display_progress": options.progress,
+        **common,
+    }
+    if kind == OptimizerKind.random_search:
+        from promptless.optimizers.random_search import BootstrapFewShotWithRandomSearch
+
+        return BootstrapFewShotWithRandomSearch(
+            metric,
+            num_candidate_programs=options.candidates,
+            max_bootstrapped_demos=options.max_demos,
+            max_labeled_demos=options.max_labeled,
+            **search,
+        )
+    if kind == OptimizerKind.mipro:
+        try:
+            from promptless.optimizers.mipro import MIPROv2
+        except ImportError as error:
+            raise CLIError(f"--optimizer mipro cannot be loaded ({error})") from None
+        demos = {"max_bootstrapped_demos": options.max_demos, "max_labeled_demos": options.max_labeled}
+        return MIPROv2(metric, auto="light", **demos, **search)
+    raise CLIError(f"unknown optimizer {kind!r}; choose one of {[k.value for k in OptimizerKind]}")
