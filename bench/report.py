@@ -1,6 +1,6 @@
 """Tables and the plot from bench/results/: the accuracy suite (accuracy.jsonl) and compare.py's figures (compare.json).
 
-    python bench/report.py   # prints markdown tables, writes docs/benchmarks.png
+python bench/report.py   # prints markdown tables, writes docs/benchmarks.png
 """
 
 from __future__ import annotations
@@ -11,6 +11,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 PLOT = HERE.parent / "docs" / "benchmarks.png"
+
+
+SHORT = {"boolean_expressions": "bool. expr.", "sports_understanding": "sports"}  # task names that fit a tick
 
 
 def label(row: dict) -> str:
@@ -81,7 +84,11 @@ def plot(rows: list[dict], compare: dict) -> None:
                           and r["model"].removeprefix("local/").startswith(model)]  # fmt: skip
                 if failed:
                     ax.text(x, 2, "compile failed", rotation=90, ha="center", va="bottom", fontsize=7)
-        ax.set_xticks([g + 0.4 - width / 2 for g in range(len(groups))], [f"{t}\n{m}" for t, m in groups], fontsize=8)
+        ax.set_xticks(
+            [g + 0.4 - width / 2 for g in range(len(groups))],
+            [f"{SHORT.get(t, t)}\n{m}" for t, m in groups],
+            fontsize=8,
+        )
         ax.set_ylim(0, 100)
         ax.legend(fontsize=7)
     fig.tight_layout()
