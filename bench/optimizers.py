@@ -86,8 +86,13 @@ def run_one(task: str, name: str, args: argparse.Namespace) -> dict[str, Any]:
             forecast_s = time.perf_counter() - started
             compiled = optimizer.compile(student, trainset=train, valset=val, testset=test)
             report = compiled.compile_report
+    others = [c for c in report.candidates if c.delta is not None]
+    best = max(others, key=lambda c: c.delta, default=None)
     row |= {
         "chosen": report.chosen,
+        "best_candidate": best.name if best else None,
+        "best_val_delta": round(best.delta, 1) if best else None,
+        "best_val_delta_ci": [round(x, 1) for x in best.delta_ci] if best and best.delta_ci else None,
         "significant": report.significant,
         "val_candidates": len(report.candidates),
         "test": round(report.test.score, 1) if report.test else None,
