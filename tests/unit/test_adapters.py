@@ -155,3 +155,12 @@ def test_a_predictors_own_stop_strings_add_to_the_completion_adapters():
     )
     unconstrained(question="q2")
     assert lm.requests[1].stop[-1] == "STOP" and "\n\n" in lm.requests[1].stop
+
+
+def test_json_strings_with_raw_newlines_still_parse():
+    from promptless.adapters.parsing import parse_json_object
+    from promptless.signature import ensure_signature
+
+    text = '{ "new_instruction": "Answer True or False.\nThink first." }'
+    parsed = parse_json_object(ensure_signature("current -> new_instruction"), text)
+    assert parsed == {"new_instruction": "Answer True or False.\nThink first."}

@@ -12,7 +12,7 @@ from promptless.signature import Signature
 
 def _first_json_object(text: str) -> dict[str, Any] | None:
     """The first JSON object in the text, also when wrapped in prose or a code fence."""
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(strict=False)  # small models put raw newlines inside strings; keep them
     for match in re.finditer(r"\{", text):
         try:
             value, _ = decoder.raw_decode(text, match.start())
