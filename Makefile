@@ -37,6 +37,7 @@ bench: install $(DSPY_VENV)/bin/python
 	$(PY) bench/compare.py --dspy-python $(DSPY_VENV)/bin/python
 	$(PY) bench/prompt_tokens.py --dspy-python $(DSPY_VENV)/bin/python
 	$(PY) bench/accuracy_suite.py --dspy-python $(DSPY_VENV)/bin/python
+	$(PY) bench/optimizers.py
 	$(PY) bench/report.py
 
 lint: install
