@@ -285,14 +285,14 @@ def test_the_forecast_matches_the_calls_made(pipeline):
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"breadth": 1}, ValueError, r"breadth=\) must be >= 2, got 1 \(DSPy"),
-        ({"breadth": 2.5}, TypeError, r"breadth=\) must be an int, got 2.5"),
-        ({"depth": 0}, ValueError, r"depth=\) must be >= 1, got 0"),
+        ({"breadth": 1}, ValueError, r"breadth=\) must be an int >= 2, got 1 \(DSPy"),
+        ({"breadth": 2.5}, ValueError, r"breadth=\) must be an int >= 2, got 2.5"),
+        ({"depth": 0}, ValueError, r"depth=\) must be an int >= 1, got 0"),
         ({"init_temperature": -0.1}, ValueError, r"init_temperature=\) must be a number >= 0, got -0.1"),
         ({"track_stats": "yes"}, TypeError, r"track_stats=\) must be True or False, got 'yes'"),
         ({"prompt_model": "openai/gpt-4o"}, TypeError, r"prompt_model=\) must be an LM or None, got 'openai/gpt-4o'"),
-        ({"num_threads": 0}, ValueError, r"num_threads=\) must be >= 1, got 0"),
-        ({"max_lm_calls": -5}, ValueError, r"max_lm_calls=\) must be >= 0, got -5"),
+        ({"num_threads": 0}, ValueError, r"num_threads=\) must be an int >= 1 or None, got 0"),
+        ({"max_lm_calls": -5}, ValueError, r"max_lm_calls=\) must be an int >= 0 or None, got -5"),
         ({"checkpoint": 3}, TypeError, r"checkpoint=\) must be a path or None, got 3"),
     ],
 )
@@ -309,7 +309,7 @@ def test_bad_metric_and_bad_compile_inputs_are_refused_before_any_call():
         COPRO(exact).compile(pl.Predict("question -> answer"), trainset=[])
     with pl.context(lm=lm), pytest.raises(TypeError, match=r"eval_kwargs=.*must be a dict"):
         COPRO(exact).compile(pl.Predict("question -> answer"), trainset=qa(2), eval_kwargs=[1])
-    with pl.context(lm=lm), pytest.raises(ValueError, match=r"num_threads=\) must be >= 1, got 0"):
+    with pl.context(lm=lm), pytest.raises(ValueError, match=r"num_threads=\) must be an int >= 1, got 0"):
         COPRO(exact).compile(pl.Predict("question -> answer"), trainset=qa(2), eval_kwargs={"num_threads": 0})
     assert lm.requests == []
 

@@ -155,6 +155,17 @@ def check_trainset(trainset: Sequence[Example], name: str = "trainset") -> list[
     return examples
 
 
+def check_int(
+    owner: str, name: str, value: Any, minimum: int | None = None, *, optional: bool = False, why: str = ""
+) -> None:
+    """A clear ``ValueError`` naming ``owner(name=)`` and the value received unless ``value`` is a fitting int."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
+        wanted = "an int" + (f" >= {minimum}" if minimum is not None else "") + (" or None" if optional else "")
+        raise ValueError(f"{owner}({name}=) must be {wanted}, got {value!r}" + (f" ({why})" if why else ""))
+
+
 def passes(metric: Metric, example: Example, prediction: Any, trace: Any, threshold: float | None) -> bool:
     """The metric's verdict: truthy without a threshold, ``>= threshold`` with one."""
     value = metric(example, prediction, trace)

@@ -22,16 +22,17 @@ import re
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Any
+
+from typing_extensions import Unpack
 
 from promptless.lm.base import LM, Response
 from promptless.module import Module
 from promptless.modules.predict import Predict
-from promptless.optimizers.base import FATAL_ERRORS, Metric, Optimizer, check_trainset
+from promptless.optimizers.base import FATAL_ERRORS, Metric, Optimizer, check_int, check_trainset
 from promptless.optimizers.checkpoint import fingerprint
 from promptless.optimizers.plan import Plan, Probe
-from promptless.optimizers.search import BASELINE, Scored, SearchRun, SearchSettings
+from promptless.optimizers.search import BASELINE, Scored, SearchOptions, SearchRun, SearchSettings, search_settings
 from promptless.primitives import Example
 from promptless.settings import context, current
 from promptless.signature import InputField, OutputField, Signature
@@ -133,53 +134,27 @@ class COPRO(Optimizer):
         init_temperature: float = 1.4,
         track_stats: bool = True,
         prompt_model: LM | None = None,
-        num_threads: int | None = None,
-        max_errors: int | None = None,
-        max_lm_calls: int | None = None,
-        max_tokens: int | None = None,
-        checkpoint: str | Path | None = None,
-        fallback_to_baseline: bool = True,
-        display_progress: bool = False,
-        seed: int = 0,
+        **search: Unpack[SearchOptions],
     ) -> None:
         if not callable(metric):
             raise TypeError(f"COPRO(metric=) must be callable, got {metric!r}")
-        _check_int("breadth", breadth, 2, "DSPy's COPRO requires breadth > 1: the first round asks for breadth - 1")
-        _check_int("depth", depth, 1)
+        why = "DSPy's COPRO requires breadth > 1: the first round asks for breadth - 1"
+        check_int("COPRO", "breadth", breadth, 2, why=why)
+        check_int("COPRO", "depth", depth, 1)
         if isinstance(init_temperature, bool) or not isinstance(init_temperature, (int, float)) or init_temperature < 0:
             raise ValueError(f"COPRO(init_temperature=) must be a number >= 0, got {init_temperature!r}")
         if not isinstance(track_stats, bool):
             raise TypeError(f"COPRO(track_stats=) must be True or False, got {track_stats!r}")
         if prompt_model is not None and not isinstance(prompt_model, LM):
             raise TypeError(f"COPRO(prompt_model=) must be an LM or None, got {prompt_model!r}")
-        for name, value, minimum in (
-            ("num_threads", num_threads, 1),
-            ("max_errors", max_errors, 0),
-            ("max_lm_calls", max_lm_calls, 0),
-            ("max_tokens", max_tokens, 0),
-        ):
-            if value is not None:
-                _check_int(name, value, minimum)
-        if checkpoint is not None and not isinstance(checkpoint, (str, Path)):
-            raise TypeError(f"COPRO(checkpoint=) must be a path or None, got {checkpoint!r}")
-        _check_int("seed", seed, None)
+        self.settings = search_settings("COPRO", search)
         self.metric = metric
         self.breadth = breadth
         self.depth = depth
         self.init_temperature = float(init_temperature)
         self.track_stats = track_stats
         self.prompt_model = prompt_model
-        self.seed = seed
-        self.settings = SearchSettings(
-            num_threads=num_threads,
-            max_errors=max_errors,
-            max_lm_calls=max_lm_calls,
-            max_tokens=max_tokens,
-            checkpoint=checkpoint,
-            fallback_to_baseline=bool(fallback_to_baseline),
-            display_progress=bool(display_progress),
-            seed=seed,
-        )
+        self.seed = self.settings.seed
 
     # -- forecast ----------------------------------------------------------------------------------
     @property
@@ -262,7 +237,7 @@ class COPRO(Optimizer):
             raise TypeError(f"COPRO.compile(eval_kwargs=) must be a dict, got {eval_kwargs!r}")
         for name, minimum in (("num_threads", 1), ("max_errors", 0)):
             if eval_kwargs.get(name) is not None:
-                _check_int(name, eval_kwargs[name], minimum)
+                check_int("COPRO", name, eval_kwargs[name], minimum)
         ignored = sorted(set(eval_kwargs) - _EVAL_KWARGS)
         if ignored:
             notes.append(f"eval_kwargs {ignored} ignored (only {sorted(_EVAL_KWARGS)} change scoring)")
@@ -454,13 +429,6 @@ def _add_stats(stats: dict[str, list[float]], round_index: int, scores: list[flo
     stats["average"].append(statistics.fmean(scores))
     stats["min"].append(min(scores))
     stats["std"].append(statistics.pstdev(scores))
-
-
-def _check_int(name: str, value: Any, minimum: int | None, why: str = "") -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"COPRO({name}=) must be an int, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"COPRO({name}=) must be >= {minimum}, got {value!r}" + (f" ({why})" if why else ""))
 
 
 __all__ = ["COPRO", "BasicGenerateInstruction", "GenerateInstructionGivenAttempts"]

@@ -46,15 +46,17 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from typing_extensions import Unpack
+
 from promptless.adapters.values import to_jsonable
 from promptless.module import Module
-from promptless.optimizers.base import FATAL_ERRORS, Metric, Optimizer, check_trainset
+from promptless.optimizers.base import FATAL_ERRORS, Metric, Optimizer, check_int, check_trainset
 from promptless.optimizers.bootstrap import BootstrapFewShot
 from promptless.optimizers.checkpoint import fingerprint
 from promptless.optimizers.labeled import LabeledFewShot
 from promptless.optimizers.plan import Plan, Probe, bootstrap_runs, probe
 from promptless.optimizers.proposer import GroundedProposer, tip_order
-from promptless.optimizers.search import BASELINE, SearchRun, SearchSettings
+from promptless.optimizers.search import BASELINE, SearchOptions, SearchRun, search_settings
 from promptless.primitives import Example
 from promptless.settings import context, current
 
@@ -112,14 +114,7 @@ class MIPROv2(Optimizer):
         minibatch_full_eval_steps: int = 5,
         prompt_model: Any = None,
         task_model: Any = None,
-        num_threads: int | None = None,
-        max_errors: int | None = None,
-        max_lm_calls: int | None = None,
-        max_tokens: int | None = None,
-        checkpoint: Any = None,
-        fallback_to_baseline: bool = True,
-        display_progress: bool = False,
-        seed: int = 0,
+        **search: Unpack[SearchOptions],
     ) -> None:
         if not callable(metric):
             raise TypeError(f"MIPROv2(metric=) must be callable, got {metric!r}")
@@ -135,12 +130,11 @@ class MIPROv2(Optimizer):
             ("num_trials", num_trials, 1),
         ):
             if value is not None:
-                _check_int(name, value, low)
-        _check_int("max_bootstrapped_demos", max_bootstrapped_demos, 0)
-        _check_int("max_labeled_demos", max_labeled_demos, 0)
-        _check_int("minibatch_size", minibatch_size, 1)
-        _check_int("minibatch_full_eval_steps", minibatch_full_eval_steps, 1)
-        _check_int("seed", seed, None)
+                check_int("MIPROv2", name, value, low)
+        check_int("MIPROv2", "max_bootstrapped_demos", max_bootstrapped_demos, 0)
+        check_int("MIPROv2", "max_labeled_demos", max_labeled_demos, 0)
+        check_int("MIPROv2", "minibatch_size", minibatch_size, 1)
+        check_int("MIPROv2", "minibatch_full_eval_steps", minibatch_full_eval_steps, 1)
         if not isinstance(minibatch, bool):
             raise TypeError(f"MIPROv2(minibatch=) must be True or False, got {minibatch!r}")
         for name, lm in (("prompt_model", prompt_model), ("task_model", task_model)):
@@ -157,17 +151,8 @@ class MIPROv2(Optimizer):
         self.minibatch_full_eval_steps = minibatch_full_eval_steps
         self.prompt_model = prompt_model
         self.task_model = task_model
-        self.seed = seed
-        self.settings = SearchSettings(
-            num_threads=num_threads,
-            max_errors=max_errors,
-            max_lm_calls=max_lm_calls,
-            max_tokens=max_tokens,
-            checkpoint=checkpoint,
-            fallback_to_baseline=fallback_to_baseline,
-            display_progress=display_progress,
-            seed=seed,
-        )
+        self.settings = search_settings("MIPROv2", search)
+        self.seed = self.settings.seed
 
     # -- sizes and forecast -------------------------------------------------------------------------
     def shape(self, num_predictors: int, val_size: int) -> Shape:
@@ -599,12 +584,6 @@ def _grounding_order(sets: list[list[Example]]) -> list[list[Example]]:
     nonempty = [i for i, demos in enumerate(sets) if demos]
     ordered = [i for i in nonempty if i >= 2] + [i for i in nonempty if i < 2]
     return [sets[i] for i in ordered]
-
-
-def _check_int(name: str, value: Any, low: int | None) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or (low is not None and value < low):
-        bound = f" >= {low}" if low is not None else ""
-        raise ValueError(f"MIPROv2({name}=) must be an int{bound}, got {value!r}")
 
 
 def _import_optuna() -> Any:

@@ -52,17 +52,18 @@ import random
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
+
+from typing_extensions import Unpack
 
 from promptless.evaluate.feedback import FeedbackMetric
 from promptless.module import Module
 from promptless.modules.predict import Predict
-from promptless.optimizers.base import FATAL_ERRORS, Metric, Optimizer, check_trainset
+from promptless.optimizers.base import FATAL_ERRORS, Metric, Optimizer, check_int, check_trainset
 from promptless.optimizers.checkpoint import fingerprint
 from promptless.optimizers.pareto import best_by_mean, find_merge, merge_subsample, pareto_members, select_from_front
 from promptless.optimizers.plan import Plan, Probe
-from promptless.optimizers.search import BASELINE, SearchRun, SearchSettings
+from promptless.optimizers.search import BASELINE, SearchOptions, SearchRun, search_settings
 from promptless.primitives import Example
 from promptless.settings import context, current, run_in_context
 from promptless.signature import InputField, OutputField, Signature, ensure_signature
@@ -136,14 +137,7 @@ class GEPA(Optimizer):
         use_merge: bool = True,
         max_merge_invocations: int = 5,
         prompt_model: Any = None,
-        num_threads: int | None = None,
-        max_errors: int | None = None,
-        max_lm_calls: int | None = None,
-        max_tokens: int | None = None,
-        checkpoint: str | Path | None = None,
-        fallback_to_baseline: bool = True,
-        display_progress: bool = False,
-        seed: int = 0,
+        **search: Unpack[SearchOptions],
     ) -> None:
         if not callable(metric):
             raise TypeError(f"GEPA(metric=) must be callable, got {metric!r}")
@@ -162,15 +156,10 @@ class GEPA(Optimizer):
             ("max_full_evals", max_full_evals, 1),
             ("max_metric_calls", max_metric_calls, 1),
             ("max_iterations", max_iterations, 1),
-            ("num_threads", num_threads, 1),
-            ("max_errors", max_errors, 0),
-            ("max_lm_calls", max_lm_calls, 0),
-            ("max_tokens", max_tokens, 0),
         ):
-            _check_int(name, value, minimum, optional=True)
-        _check_int("reflection_minibatch_size", reflection_minibatch_size, 1)
-        _check_int("max_merge_invocations", max_merge_invocations, 0)
-        _check_int("seed", seed, None)
+            check_int("GEPA", name, value, minimum, optional=True)
+        check_int("GEPA", "reflection_minibatch_size", reflection_minibatch_size, 1)
+        check_int("GEPA", "max_merge_invocations", max_merge_invocations, 0)
         if candidate_selection_strategy not in ("pareto", "current_best"):
             raise ValueError(
                 f"GEPA(candidate_selection_strategy=) must be 'pareto' or 'current_best', "
@@ -190,16 +179,7 @@ class GEPA(Optimizer):
         self.perfect_score = float(perfect_score)
         self.use_merge = use_merge
         self.max_merge_invocations = max_merge_invocations
-        self.settings = SearchSettings(
-            num_threads=num_threads,
-            max_errors=max_errors,
-            max_lm_calls=max_lm_calls,
-            max_tokens=max_tokens,
-            checkpoint=checkpoint,
-            fallback_to_baseline=fallback_to_baseline,
-            display_progress=display_progress,
-            seed=seed,
-        )
+        self.settings = search_settings("GEPA", search)
         self.scorer = FeedbackMetric(metric)  # every form of result read as a float, or with feedback
 
     # -- budget ----------------------------------------------------------------------------------
@@ -552,12 +532,6 @@ class _Evolution:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-def _check_int(name: str, value: Any, minimum: int | None, *, optional: bool = False) -> None:
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
-        wanted = "an int" + (f" >= {minimum}" if minimum is not None else "") + (" or None" if optional else "")
-        raise ValueError(f"GEPA({name}=) must be {wanted}, got {value!r}")
 
 
 def _reflection_settings(reflection_lm: Any, student: Module) -> dict[str, Any]:

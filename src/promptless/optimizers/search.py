@@ -22,18 +22,21 @@ if that interval lies above zero (``fallback_to_baseline=False`` returns it anyw
 from __future__ import annotations
 
 import logging
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from typing_extensions import TypedDict
+
 from promptless.budget import Budget, BudgetExhausted
 from promptless.callbacks import begin, end
 from promptless.evaluate.evaluate import Evaluate
 from promptless.module import Module
-from promptless.optimizers.base import CandidateScore, CompileReport, Metric, attach_report, check_trainset
+from promptless.optimizers.base import CandidateScore, CompileReport, Metric, attach_report, check_int, check_trainset
 from promptless.optimizers.checkpoint import Checkpoint, fingerprint
 from promptless.primitives import Example
 from promptless.settings import context, current
@@ -42,6 +45,19 @@ from promptless.trace import track_usage
 log = logging.getLogger("promptless.optimizers")
 
 BASELINE = "baseline"
+
+
+class SearchOptions(TypedDict, total=False):
+    """The keyword arguments every searching optimizer takes besides its own (``**search``): see SearchSettings."""
+
+    num_threads: int | None
+    max_errors: int | None
+    max_lm_calls: int | None
+    max_tokens: int | None
+    checkpoint: str | os.PathLike[str] | None
+    fallback_to_baseline: bool
+    display_progress: bool
+    seed: int
 
 
 @dataclass
@@ -56,6 +72,26 @@ class SearchSettings:
     fallback_to_baseline: bool = True
     display_progress: bool = False
     seed: int = 0
+
+
+_MINIMUMS = {"num_threads": 1, "max_errors": 0, "max_lm_calls": 0, "max_tokens": 0}
+
+
+def search_settings(owner: str, options: Mapping[str, Any]) -> SearchSettings:
+    """Checked SearchSettings from an optimizer's ``**search`` keywords; errors name ``owner(arg=)`` and the value."""
+    unknown = sorted(set(options) - set(SearchOptions.__annotations__))
+    if unknown:
+        raise TypeError(f"{owner}() got unexpected keyword argument(s) {unknown}")
+    for name, minimum in _MINIMUMS.items():
+        check_int(owner, name, options.get(name), minimum, optional=True)
+    checkpoint = options.get("checkpoint")
+    if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
+        raise TypeError(f"{owner}(checkpoint=) must be a path or None, got {checkpoint!r}")
+    for name in ("fallback_to_baseline", "display_progress"):
+        if name in options and not isinstance(options[name], bool):
+            raise TypeError(f"{owner}({name}=) must be True or False, got {options[name]!r}")
+    check_int(owner, "seed", options.get("seed", 0))
+    return SearchSettings(**options)  # type: ignore[arg-type]
 
 
 @dataclass

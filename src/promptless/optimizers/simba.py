@@ -36,14 +36,16 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from typing_extensions import Unpack
+
 from promptless.adapters.values import to_jsonable
 from promptless.evaluate.evaluate import Evaluate, TooManyErrors
 from promptless.module import Module
 from promptless.modules.predict import Predict
-from promptless.optimizers.base import FATAL_ERRORS, Metric, Optimizer, check_trainset
+from promptless.optimizers.base import FATAL_ERRORS, Metric, Optimizer, check_int, check_trainset
 from promptless.optimizers.checkpoint import fingerprint
 from promptless.optimizers.plan import Plan, Probe, probe
-from promptless.optimizers.search import SearchRun, SearchSettings
+from promptless.optimizers.search import SearchOptions, SearchRun, search_settings
 from promptless.primitives import Example
 from promptless.settings import context, current, run_in_context
 from promptless.signature import InputField, OutputField, Signature, ensure_signature
@@ -336,28 +338,16 @@ class SIMBA(Optimizer):
         *,
         demo_input_field_maxlen: int | None = 100_000,
         prompt_model: Any = None,
-        num_threads: int | None = None,
-        max_errors: int | None = None,
-        max_lm_calls: int | None = None,
-        max_tokens: int | None = None,
-        checkpoint: Any = None,
-        fallback_to_baseline: bool = True,
-        display_progress: bool = False,
-        seed: int = 0,
+        **search: Unpack[SearchOptions],
     ) -> None:
         if not callable(metric):
             raise TypeError(f"SIMBA(metric=) must be callable, got {metric!r}")
-        _check_int("bsize", bsize, 1)
-        _check_int("num_candidates", num_candidates, 1)
-        _check_int("max_steps", max_steps, 0)
-        _check_int("max_demos", max_demos, 0)
-        _check_int("seed", seed, None)
-        for name, value in (("num_threads", num_threads), ("demo_input_field_maxlen", demo_input_field_maxlen)):
-            if value is not None:
-                _check_int(name, value, 1)
-        for name, value in (("max_errors", max_errors), ("max_lm_calls", max_lm_calls), ("max_tokens", max_tokens)):
-            if value is not None:
-                _check_int(name, value, 0)
+        check_int("SIMBA", "bsize", bsize, 1)
+        check_int("SIMBA", "num_candidates", num_candidates, 1)
+        check_int("SIMBA", "max_steps", max_steps, 0)
+        check_int("SIMBA", "max_demos", max_demos, 0)
+        if demo_input_field_maxlen is not None:
+            check_int("SIMBA", "demo_input_field_maxlen", demo_input_field_maxlen, 1)
         for name, value in (
             ("temperature_for_sampling", temperature_for_sampling),
             ("temperature_for_candidates", temperature_for_candidates),
@@ -372,16 +362,7 @@ class SIMBA(Optimizer):
         self.temperature_for_candidates = float(temperature_for_candidates)
         self.demo_input_field_maxlen = demo_input_field_maxlen
         self.prompt_model = prompt_model
-        self.settings = SearchSettings(
-            num_threads=num_threads,
-            max_errors=max_errors,
-            max_lm_calls=max_lm_calls,
-            max_tokens=max_tokens,
-            checkpoint=checkpoint,
-            fallback_to_baseline=fallback_to_baseline,
-            display_progress=display_progress,
-            seed=seed,
-        )
+        self.settings = search_settings("SIMBA", search)
 
     @property
     def strategies(self) -> list[str]:
@@ -448,12 +429,6 @@ class SIMBA(Optimizer):
             search.ascend()
             search.score_finalists()
         return run.finish([*notes, *search.notes()])
-
-
-def _check_int(name: str, value: Any, minimum: int | None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
-        bound = f" >= {minimum}" if minimum is not None else ""
-        raise ValueError(f"SIMBA({name}=) must be an int{bound}, got {value!r}")
 
 
 class _BudgetReserve(Exception):
