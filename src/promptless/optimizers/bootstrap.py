@@ -156,9 +156,7 @@ class BootstrapFewShot(Optimizer):
         phases = {"probe": measured.runs, "bootstrap": runs}
         if valset is not None:
             phases["baseline"] = phases["compiled"] = len(check_trainset(valset, "valset"))
-        return Plan(
-            "BootstrapFewShot", phases, calls_per_run=measured.calls_per_run, tokens_per_call=measured.tokens_per_call()
-        )
+        return Plan.from_probe("BootstrapFewShot", phases, measured)
 
     # -- steps ------------------------------------------------------------------------------------
     def _prepare_teacher(self, teacher: Module, examples: list[Example]) -> Module:

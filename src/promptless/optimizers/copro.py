@@ -173,14 +173,7 @@ class COPRO(Optimizer):
         paths = [path for path, _ in student.named_predictors()]
         for path in paths:
             phases[path] = self.evaluations_per_predictor * len(val)
-        return Plan(
-            "COPRO",
-            phases,
-            proposer_calls=self.depth * len(paths),
-            calls_per_run=measured.calls_per_run,
-            tokens_per_call=measured.tokens_per_call(),
-            probe=measured,
-        )
+        return Plan.from_probe("COPRO", phases, measured, proposer_calls=self.depth * len(paths))
 
     # -- compile -----------------------------------------------------------------------------------
     def compile(

@@ -194,14 +194,8 @@ class MIPROv2(Optimizer):
         else:
             phases["trials"] = shape.num_trials * len(val)
         proposals = predictors * (shape.num_candidates - 1)
-        return Plan(
-            "MIPROv2",
-            phases,
-            proposer_calls=proposals + 1 if proposals else 0,  # + the dataset summary
-            calls_per_run=measured.calls_per_run,
-            tokens_per_call=measured.tokens_per_call(),
-            probe=measured,
-        )
+        summary = 1 if proposals else 0  # the dataset summary, made only when instructions are proposed
+        return Plan.from_probe("MIPROv2", phases, measured, proposer_calls=proposals + summary)
 
     # -- compile ------------------------------------------------------------------------------------
     def compile(

@@ -93,6 +93,16 @@ class Plan:
     calls_per_run: float = 1.0
     tokens_per_call: tuple[float, float] = (0.0, 0.0)
     probe: Probe | None = None
+    note: str = ""  # what the count assumes, e.g. "an upper bound: every proposal accepted"
+
+    @classmethod
+    def from_probe(
+        cls, optimizer: str, phases: dict[str, int], measured: Probe, proposer_calls: int = 0, note: str = ""
+    ) -> Plan:
+        """Program runs per phase priced at what the probe measured per run and per call."""
+        return cls(
+            optimizer, phases, proposer_calls, measured.calls_per_run, measured.tokens_per_call(), measured, note
+        )
 
     @property
     def program_runs(self) -> int:
@@ -109,10 +119,11 @@ class Plan:
 
     def summary(self) -> str:
         phases = ", ".join(f"{name} {runs}" for name, runs in self.phases.items())
-        return (
+        text = (
             f"{self.optimizer} plan: ~{self.lm_calls} LM calls (~{self.tokens} tokens): program runs [{phases}] "
             f"x {self.calls_per_run:.2f} calls/run + {self.proposer_calls} proposer calls"
         )
+        return f"{text}; {self.note}" if self.note else text
 
 
 def bootstrap_runs(train_size: int, max_demos: int, pass_rate: float, threads: int, rounds: int = 1) -> int:

@@ -114,13 +114,7 @@ class BootstrapFewShotWithRandomSearch(Optimizer):
             )
         phases["bootstrap"] = teacher_runs
         phases["candidates"] = evaluations * len(val)
-        return Plan(
-            "BootstrapFewShotWithRandomSearch",
-            phases,
-            calls_per_run=measured.calls_per_run,
-            tokens_per_call=measured.tokens_per_call(),
-            probe=measured,
-        )
+        return Plan.from_probe("BootstrapFewShotWithRandomSearch", phases, measured)
 
     def compile(
         self,

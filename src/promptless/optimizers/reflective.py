@@ -95,17 +95,6 @@ class ProposeInstruction(Signature):
 PROPOSER = ensure_signature(ProposeInstruction, inspect.cleandoc(ProposeInstruction.__doc__ or ""))
 
 
-class ReflectivePlan(Plan):
-    """A ``Plan`` whose summary says what its count assumes (an upper bound per iteration)."""
-
-    def __init__(self, *args: Any, note: str = "", **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.note = note
-
-    def summary(self) -> str:
-        return f"{super().summary()}; {self.note}" if self.note else super().summary()
-
-
 class GEPA(Optimizer):
     """Reflective instruction evolution with a per-example Pareto pool (see the module docstring).
 
@@ -209,7 +198,7 @@ class GEPA(Optimizer):
 
     def _forecast(
         self, student: Module, train: list[Example], val: list[Example], val_given: bool, measured: Probe
-    ) -> ReflectivePlan:
+    ) -> Plan:
         v, batch = len(val), min(self.reflection_minibatch_size, len(train))
         limit = self.metric_call_limit(len(student.named_predictors()), len(train), v, val_given)
         screening = max(2 * batch, min(MERGE_SUBSAMPLE, v) if self.use_merge else 0)
@@ -223,14 +212,8 @@ class GEPA(Optimizer):
         if limit is not None:
             note += f"; program runs stop at max_metric_calls={limit} (+ at most one iteration)"
         phases = {"probe": measured.runs, "baseline": v, "minibatches": iterations * screening}
-        return ReflectivePlan(
-            "GEPA",
-            {**phases, "full evals": iterations * v},
-            proposer_calls=iterations,
-            calls_per_run=measured.calls_per_run,
-            tokens_per_call=measured.tokens_per_call(),
-            probe=measured,
-            note=note,
+        return Plan.from_probe(
+            "GEPA", {**phases, "full evals": iterations * v}, measured, proposer_calls=iterations, note=note
         )
 
     # -- compile ---------------------------------------------------------------------------------

@@ -386,7 +386,7 @@ class SIMBA(Optimizer):
             "final evals": finals * val_size,
         }
         rule_calls = math.ceil(self.max_steps * per_step / len(self.strategies))  # expected: strategies are drawn
-        return Plan("SIMBA", phases, rule_calls, measured.calls_per_run, measured.tokens_per_call(), measured)
+        return Plan.from_probe("SIMBA", phases, measured, proposer_calls=rule_calls)
 
     # -- compile ------------------------------------------------------------------------------------
     def compile(
