@@ -15,8 +15,8 @@ from collections import Counter
 import pytest
 
 import promptless as pl
-from promptless.optimizers.simba import (
-    SIMBA,
+from promptless.optimizers.simba import SIMBA
+from promptless.optimizers.simba_steps import (
     Bucket,
     OfferFeedback,
     Rollout,
