@@ -181,3 +181,68 @@ def test_react_rejects_bad_tools():
         ReAct("q -> a", tools=[add, Tool(lookup, name="add")])
     with pytest.raises(ValueError, match="max_iters"):
         ReAct("q -> a", tools=[add], max_iters=0)
+
+
+def test_react_acall_awaits_each_step_and_async_tools_on_the_loop():
+    import asyncio
+    import threading
+
+    seen_threads: list[int] = []
+
+    async def lookup_async(title: str) -> str:
+        """Look up a page by title."""
+        seen_threads.append(threading.get_ident())
+        await asyncio.sleep(0)
+        return f"{title} is a page"
+
+    lm = ScriptedLM(
+        [
+            {"next_thought": "add them", "next_tool_call": call("add", a=2, b=3)},
+            {"next_thought": "look it up", "next_tool_call": call("lookup_async", title="five")},
+            {"next_thought": "done", "next_tool_call": call("finish")},
+            {"reasoning": "2+3=5", "answer": "5"},
+        ]
+    )
+    agent = ReAct("question -> answer", tools=[add, lookup_async], max_iters=5)
+
+    async def main():
+        with pl.context(lm=lm):
+            return await agent.acall(question="what is 2 + 3?"), threading.get_ident()
+
+    result, loop_thread = asyncio.run(main())
+    assert result.answer == "5"
+    assert [s.tool_name for s in result.steps] == ["add", "lookup_async", "finish"]
+    assert result.steps[1].observation == "five is a page"
+    assert seen_threads == [loop_thread]  # the async tool ran on the event loop, not in a worker thread
+    assert "Observation 2: five is a page" in lm.requests[-1].text
+
+
+def test_react_acall_trims_on_overflow_and_ends_on_unparsable_steps():
+    import asyncio
+
+    replies = iter(
+        [
+            {"next_thought": "one", "next_tool_call": call("add", a=1)},
+            {"next_thought": "two", "next_tool_call": call("add", a=2)},
+            "not json at all",
+            "still not json",
+        ]
+    )
+
+    def script(request):
+        if "Thought 1: one" in request.text and "Thought 2: two" in request.text:
+            return LMContextOverflow("prompt too long")
+        if "next_tool_call" not in request.schema["properties"]:
+            return {"reasoning": "r", "answer": "3"}
+        return next(replies)
+
+    lm = ScriptedLM(script)
+
+    async def main():
+        with pl.context(lm=lm):
+            return await ReAct("question -> answer", tools=[add], max_iters=5).acall(question="q")
+
+    result = asyncio.run(main())
+    assert result.answer == "3"
+    assert [s.thought for s in result.steps][:1] == ["two"]  # "one" was dropped to fit
+    assert result.steps[-1].tool_name == "(unparsable step)"

@@ -112,22 +112,35 @@ class ReAct(Module):
         trajectory = Trajectory()
         for _ in range(self.max_iters):
             try:
-                step = self._next(trajectory, inputs)
+                step = self._call_trimming(self.react, trajectory, inputs)
             except ParseError as error:  # the LM broke the format even after retries: answer from what we have
-                trajectory.steps.append(Step("", "(unparsable step)", {}, f"Error: {error.reason}"))
+                trajectory.steps.append(_unparsable(error))
                 break
-            call = step.next_tool_call.root
-            name, args = call.name, call.args.model_dump()
-            if name == FINISH:
-                trajectory.steps.append(Step(step.next_thought, FINISH, {}, "Completed."))
+            call = _tool_call(step, trajectory)
+            if call is None:
                 break
-            observation = self.tools[name].observe(args)
-            trajectory.steps.append(Step(step.next_thought, name, args, observation))
+            name, args = call
+            trajectory.steps.append(Step(step.next_thought, name, args, self.tools[name].observe(args)))
         answer = self._call_trimming(self.extract, trajectory, inputs)
-        return Prediction(**dict(answer.items()), trajectory=trajectory.as_dict(), steps=list(trajectory.steps))
+        return _prediction(answer, trajectory)
 
-    def _next(self, trajectory: Trajectory, inputs: dict[str, Any]) -> Prediction:
-        return self._call_trimming(self.react, trajectory, inputs)
+    async def aforward(self, **inputs: Any) -> Prediction:
+        """``forward`` awaited end to end: LM calls through ``acall``, async tools awaited, sync tools in a thread."""
+        trajectory = Trajectory()
+        for _ in range(self.max_iters):
+            try:
+                step = await self._acall_trimming(self.react, trajectory, inputs)
+            except ParseError as error:
+                trajectory.steps.append(_unparsable(error))
+                break
+            call = _tool_call(step, trajectory)
+            if call is None:
+                break
+            name, args = call
+            observation = await self.tools[name].aobserve(args)
+            trajectory.steps.append(Step(step.next_thought, name, args, observation))
+        answer = await self._acall_trimming(self.extract, trajectory, inputs)
+        return _prediction(answer, trajectory)
 
     @staticmethod
     def _call_trimming(module: Module, trajectory: Trajectory, inputs: dict[str, Any]) -> Prediction:
@@ -136,10 +149,41 @@ class ReAct(Module):
             try:
                 return module(**inputs, trajectory=trajectory.render())
             except LMContextOverflow:
-                if not trajectory.steps:
+                if not trajectory.steps:  # nothing left to drop: the inputs alone do not fit
                     raise
-                trajectory.steps.pop(0)
-                trajectory.trimmed += 1
+                _drop_oldest(trajectory)
+
+    @staticmethod
+    async def _acall_trimming(module: Module, trajectory: Trajectory, inputs: dict[str, Any]) -> Prediction:
+        while True:
+            try:
+                return await module.acall(**inputs, trajectory=trajectory.render())
+            except LMContextOverflow:
+                if not trajectory.steps:  # nothing left to drop: the inputs alone do not fit
+                    raise
+                _drop_oldest(trajectory)
+
+
+def _drop_oldest(trajectory: Trajectory) -> None:
+    trajectory.steps.pop(0)
+    trajectory.trimmed += 1
+
+
+def _unparsable(error: ParseError) -> Step:
+    return Step("", "(unparsable step)", {}, f"Error: {error.reason}")
+
+
+def _tool_call(step: Prediction, trajectory: Trajectory) -> tuple[str, dict[str, Any]] | None:
+    """The step's tool name and arguments; ``None`` (with the finish recorded) when it says finish."""
+    call = step.next_tool_call.root
+    if call.name == FINISH:
+        trajectory.steps.append(Step(step.next_thought, FINISH, {}, "Completed."))
+        return None
+    return call.name, call.args.model_dump()
+
+
+def _prediction(answer: Prediction, trajectory: Trajectory) -> Prediction:
+    return Prediction(**dict(answer.items()), trajectory=trajectory.as_dict(), steps=list(trajectory.steps))
 
 
 def _tool_call_type(tools: list[Tool]) -> Any:
