@@ -205,12 +205,17 @@ class GEPA(Optimizer):
         iterations, runs = 0, v
         while (self.max_iterations is None or iterations < self.max_iterations) and (limit is None or runs < limit):
             iterations, runs = iterations + 1, runs + screening + v
+        bound = "an upper bound for" if limit is None else "counted for"  # fixed iterations: fewer runs if rejected
         note = (
-            f"an upper bound for {iterations} iterations: it assumes every proposal is accepted and scored on "
-            f"the full valset (a rejected one costs {2 * batch} program runs, not {screening + v})"
+            f"{bound} {iterations} iterations, as if every proposal were accepted and scored on the full valset "
+            f"(a rejected one costs {2 * batch} program runs, not {screening + v})"
         )
         if limit is not None:
-            note += f"; program runs stop at max_metric_calls={limit} (+ at most one iteration)"
+            most = max(iterations, -(-(limit - v) // max(1, 2 * batch)))  # every proposal rejected: cheapest
+            note += (
+                f"; program runs stop at max_metric_calls={limit} (+ at most one iteration), so cheaper rejected "
+                f"proposals buy more iterations: up to {most} proposer calls instead of {iterations}"
+            )
         phases = {"probe": measured.runs, "baseline": v, "minibatches": iterations * screening}
         return Plan.from_probe(
             "GEPA", {**phases, "full evals": iterations * v}, measured, proposer_calls=iterations, note=note
