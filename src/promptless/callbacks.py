@@ -1,10 +1,14 @@
 """Callbacks: user code is told when a module, LM call, parse, tool, evaluation or compile starts and ends.
 
 Register callbacks with ``configure(callbacks=[...])`` or ``context(callbacks=[...])``
-(a list or a tuple). Each start/end pair shares a ``call_id`` (uuid4 hex); events nest
-as the calls do (a module's LM calls come between its start and its end) and arrive
-in the thread that runs the call. ``on_*_end`` gets the outputs, or ``None`` and the
-exception the call raised (the exception still propagates).
+(a list or a tuple), or on one object: ``Predict(sig, callbacks=[...])``, ``LM(model,
+callbacks=[...])``, or a ``callbacks`` attribute of a Module of your own; those see only that
+object's own calls, after the callbacks in force. Copies of a program share them.
+
+Each start/end pair shares a ``call_id`` (uuid4 hex); events nest as the calls do (a
+module's LM calls come between its start and its end) and arrive in the thread that runs the
+call. ``on_*_end`` gets the outputs, or ``None`` and the exception the call raised (the
+exception still propagates).
 
 Error contract: a callback that raises is logged as a warning and skipped; observing
 a program never breaks it. With no callback registered, a hooked call costs one
@@ -155,6 +159,13 @@ class callback_scope:  # noqa: N801 - used like a function, as contextlib's help
 
 
 # -- the decorator, for hot paths ---------------------------------------------------------------------------
+def in_force(instance: Any) -> tuple[Any, ...]:
+    """The callbacks in force for a call on ``instance``: the settings', then the instance's own ``callbacks``."""
+    callbacks = current().callbacks
+    own = getattr(instance, "callbacks", None)
+    return (*callbacks, *own) if own else callbacks
+
+
 def with_callbacks(kind: str, inputs: Describe | None = None) -> Callable[[F], F]:
     """Observe a method: sync, async or generator. ``inputs(instance, args, kwargs)`` describes the call.
 
@@ -168,7 +179,7 @@ def with_callbacks(kind: str, inputs: Describe | None = None) -> Callable[[F], F
         if inspect.iscoroutinefunction(fn):
 
             async def async_wrapper(instance: Any, *args: Any, **kwargs: Any) -> Any:
-                callbacks = current().callbacks
+                callbacks = in_force(instance)
                 if not callbacks:
                     return await fn(instance, *args, **kwargs)
                 call = _begin(callbacks, kind, instance, describe(instance, args, kwargs))
@@ -185,7 +196,7 @@ def with_callbacks(kind: str, inputs: Describe | None = None) -> Callable[[F], F
         if inspect.isgeneratorfunction(fn):
 
             def generator_wrapper(instance: Any, *args: Any, **kwargs: Any) -> Any:
-                callbacks = current().callbacks
+                callbacks = in_force(instance)
                 if not callbacks:
                     return fn(instance, *args, **kwargs)
                 return _observed_generator(fn, callbacks, kind, instance, args, kwargs, describe)
@@ -193,7 +204,7 @@ def with_callbacks(kind: str, inputs: Describe | None = None) -> Callable[[F], F
             return functools.wraps(fn)(generator_wrapper)  # type: ignore[return-value]
 
         def wrapper(instance: Any, *args: Any, **kwargs: Any) -> Any:
-            callbacks = current().callbacks
+            callbacks = in_force(instance)
             if not callbacks:
                 return fn(instance, *args, **kwargs)
             call = _begin(callbacks, kind, instance, describe(instance, args, kwargs))

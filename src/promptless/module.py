@@ -108,8 +108,10 @@ class Module:
 
     # -- copies -------------------------------------------------------------------------------
     def deepcopy(self) -> Module:
-        """An independent copy; LMs are devices and stay shared."""
-        return copy.deepcopy(self)
+        """An independent copy; LMs are devices and callbacks observers: both stay shared."""
+        observers = [module for _, module in self.named_sub_modules()]
+        memo = {id(cb): cb for module in observers for cb in getattr(module, "callbacks", None) or ()}
+        return copy.deepcopy(self, memo)
 
     def reset_copy(self) -> Module:
         """A copy with every predictor's learned state (demos) cleared."""

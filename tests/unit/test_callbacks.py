@@ -384,3 +384,54 @@ def test_a_budget_stop_ends_the_compile_with_the_best_program_and_closes_every_c
     assert recorder.events[-1] == outer_end
     stopped = [e for e in recorder.of("compile_end") + recorder.of("lm_end") if e[3] is not None]
     assert stopped and all(type(e[3]).__name__ == "BudgetExhausted" for e in stopped)  # inner calls saw the stop
+
+
+class _TwoSteps(pl.Module):
+    def __init__(self, first_callbacks=()):
+        self.first = pl.Predict("question -> answer", callbacks=first_callbacks)
+        self.second = pl.Predict("answer -> verdict")
+
+    def forward(self, question):
+        return self.second(answer=self.first(question=question).answer)
+
+
+def test_instance_callbacks_see_only_their_own_calls_after_those_in_force():
+    order: list[str] = []
+
+    class Named(BaseCallback):
+        def __init__(self, name):
+            self.name, self.starts = name, []
+
+        def on_module_start(self, call_id, instance, inputs):
+            order.append(self.name)
+            self.starts.append(instance)
+
+        def on_lm_start(self, call_id, instance, inputs):
+            self.starts.append(instance)
+
+    mine, global_cb, on_lm = Named("mine"), Named("global"), Named("lm")
+    program = _TwoSteps(first_callbacks=[mine])
+    lm = ScriptedLM([{"answer": "a"}, {"verdict": "v"}], callbacks=[on_lm])
+    with pl.context(lm=lm, callbacks=[global_cb]):
+        program(question="q")
+    assert mine.starts == [program.first]  # not the program, not the second step, not the LM
+    assert on_lm.starts == [lm, lm]  # the LM's own callback sees its two calls, no module
+    assert order[:3] == ["global", "global", "mine"]  # program, then first step: settings' first, then its own
+    assert len(global_cb.starts) == 3 + 2  # three modules and two LM calls
+
+
+def test_copies_of_a_program_share_instance_callbacks():
+    seen: list[object] = []
+
+    class Count(BaseCallback):
+        def on_module_start(self, call_id, instance, inputs):
+            seen.append(instance)
+
+    callback = Count()
+    program = _TwoSteps(first_callbacks=[callback])
+    clone = program.deepcopy()
+    assert clone.first.callbacks[0] is callback and clone.first is not program.first
+    with pl.context(lm=ScriptedLM([{"answer": "a"}, {"verdict": "v"}])):
+        clone(question="q")
+    assert seen == [clone.first]
+    assert "callbacks" not in program.first.predictor_state()  # observers are not saved with the program

@@ -14,7 +14,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -155,6 +155,7 @@ class LM:
         timeout: float = 60.0,
         history_size: int = 200,
         backend: Backend | None = None,
+        callbacks: Sequence[Any] = (),
         **backend_kwargs: Any,
     ) -> None:
         if not isinstance(model, str) or not model.strip():
@@ -172,6 +173,7 @@ class LM:
         self._backend_lock = threading.Lock()
         self._model_type = model_type
         self._cache = _make_cache(cache)
+        self.callbacks = tuple(callbacks)  # told of this LM's calls only, after those in force
 
     # -- backend -----------------------------------------------------------------
     @property

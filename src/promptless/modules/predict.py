@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from promptless.adapters import Adapter, ParseError, default_adapter_for
@@ -36,9 +36,11 @@ class Predict(Module):
         *,
         lm: LM | None = None,
         adapter: Adapter | None = None,
+        callbacks: Sequence[Any] = (),
         **config: Any,
     ) -> None:
         self.signature = ensure_signature(signature)
+        self.callbacks = list(callbacks)  # told of this predictor's calls only; copies of a program share them
         self.lm = lm
         self.adapter = adapter
         self.config = _checked_config(config)
