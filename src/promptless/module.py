@@ -11,7 +11,6 @@ import asyncio
 import copy
 import json
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -155,18 +154,9 @@ class Module:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the program's state as JSON, atomically: a crash never leaves half a file."""
-        path = Path(path)
-        text = json.dumps(self.dump_state(), indent=2, ensure_ascii=False)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text + "\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        from promptless.atomic import write_text_atomic
+
+        return write_text_atomic(path, json.dumps(self.dump_state(), indent=2, ensure_ascii=False) + "\n")
 
     def load(self, path: str | os.PathLike[str], *, strict: bool = True) -> Module:
         """Load state saved by ``save`` into this (freshly constructed) program."""

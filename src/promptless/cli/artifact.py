@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from promptless.atomic import write_text_atomic
 from promptless.cli.errors import CLIError, DataError
 from promptless.cli.programs import ProgramKind, build_program
 
@@ -190,17 +190,7 @@ def save_program(program: Module, path: Path, spec: ProgramSpec) -> Path:
     """The library's artifact plus the CLI section, written atomically (a crash never leaves half a file)."""
     state = program.dump_state()
     state[CLI_KEY] = spec.to_dict()
-    text = json.dumps(state, indent=2, ensure_ascii=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomic(path, json.dumps(state, indent=2, ensure_ascii=False) + "\n")
 
 
 def check_writable(path: Path) -> None:

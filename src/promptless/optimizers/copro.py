@@ -26,17 +26,16 @@ from typing import Any
 
 from typing_extensions import Unpack
 
-from promptless.lm.base import LM, Response
+from promptless.lm.base import LM
 from promptless.module import Module
 from promptless.modules.predict import Predict
 from promptless.optimizers.base import FATAL_ERRORS, Metric, Optimizer, check_int, check_trainset
 from promptless.optimizers.checkpoint import fingerprint
-from promptless.optimizers.plan import Plan, Probe
+from promptless.optimizers.plan import Plan, Probe, probe
 from promptless.optimizers.search import BASELINE, Scored, SearchOptions, SearchRun, SearchSettings, search_settings
 from promptless.primitives import Example
-from promptless.settings import context, current
+from promptless.settings import context
 from promptless.signature import InputField, OutputField, Signature
-from promptless.trace import UsageTracker
 
 log = logging.getLogger("promptless.optimizers")
 
@@ -80,38 +79,8 @@ class _Candidate:
     instruction: str
 
 
-class _ProbeTracker(UsageTracker):
-    """Counts like ``plan.probe`` (cache hits too) and also reports each call to the run's own tracker."""
-
-    def __init__(self, measured: Probe, outer: UsageTracker | None) -> None:
-        super().__init__(parent=outer)
-        self.measured = measured
-
-    def add(self, model: str, response: Response) -> None:
-        if self.parent is not None:
-            self.parent.add(model, response)
-        with self._lock:
-            self.measured.lm_calls += 1
-            self.measured.prompt_tokens += response.usage.prompt_tokens
-            self.measured.completion_tokens += response.usage.completion_tokens
 
 
-def _probe(program: Module, examples: Sequence[Example], metric: Metric, size: int = 3) -> Probe:
-    """``plan.probe``, except that its calls also count in the compile's report (plan.probe's tracker has no parent)."""
-    measured = Probe()
-    tracker = _ProbeTracker(measured, current().usage_tracker)
-    for example in list(examples)[:size]:
-        measured.runs += 1
-        try:
-            with context(usage_tracker=tracker, trace=[]):
-                prediction = program(**example.inputs())
-            if metric(example, prediction, None):
-                measured.passed += 1
-        except FATAL_ERRORS:
-            raise
-        except Exception:  # scored as a failure by the compile too
-            measured.errors += 1
-    return measured
 
 
 class COPRO(Optimizer):
@@ -166,7 +135,7 @@ class COPRO(Optimizer):
         """Forecast: a probe, the baseline, and per predictor ``depth`` proposer calls and its candidates' scoring."""
         train = check_trainset(trainset)
         val = check_trainset(valset, "valset") if valset is not None else train
-        return self._plan(student, val, _probe(student, train, self.metric))
+        return self._plan(student, val, probe(student, train, self.metric))
 
     def _plan(self, student: Module, val: list[Example], measured: Probe) -> Plan:
         phases = {"probe": measured.runs, BASELINE: len(val)}
@@ -215,7 +184,7 @@ class COPRO(Optimizer):
             if stored is not None:
                 measured = Probe(**stored)
             else:
-                measured = _probe(base, train, self.metric)
+                measured = probe(base, train, self.metric)
                 run.remember("probe", asdict(measured))
             run.report.forecast = self._plan(base, val, measured)
             search.execute()

@@ -62,12 +62,12 @@ from promptless.modules.predict import Predict
 from promptless.optimizers.base import FATAL_ERRORS, Metric, Optimizer, check_int, check_trainset
 from promptless.optimizers.checkpoint import fingerprint
 from promptless.optimizers.pareto import best_by_mean, find_merge, merge_subsample, pareto_members, select_from_front
-from promptless.optimizers.plan import Plan, Probe
+from promptless.optimizers.plan import Plan, Probe, probe
 from promptless.optimizers.search import BASELINE, SearchOptions, SearchRun, search_settings
 from promptless.primitives import Example
 from promptless.settings import context, current, run_in_context
 from promptless.signature import InputField, OutputField, Signature, ensure_signature
-from promptless.trace import TraceStep, UsageTracker
+from promptless.trace import TraceStep
 
 log = logging.getLogger("promptless.optimizers")
 
@@ -194,7 +194,7 @@ class GEPA(Optimizer):
         """Forecast LM calls, probing the student on up to 3 training examples (real calls)."""
         train = check_trainset(trainset)
         val = check_trainset(valset, "valset") if valset is not None else train
-        return self._forecast(student, train, val, valset is not None, _probe(student, train, self.scorer))
+        return self._forecast(student, train, val, valset is not None, probe(student, train, self.scorer))
 
     def _forecast(
         self, student: Module, train: list[Example], val: list[Example], val_given: bool, measured: Probe
@@ -251,7 +251,7 @@ class GEPA(Optimizer):
         search = _Evolution(self, run, student, train)
         with run:
             stored = run.recall("probe")
-            measured = Probe(**stored) if stored is not None else _probe(student, train, self.scorer)
+            measured = Probe(**stored) if stored is not None else probe(student, train, self.scorer)
             if stored is None:
                 run.remember("probe", vars(measured))
             run.report.forecast = self._forecast(student, train, val, valset is not None, measured)
@@ -559,34 +559,4 @@ def _render(records: list[dict[str, Any]]) -> str:
     return "\n\n".join(blocks)
 
 
-class _CountingTracker(UsageTracker):
-    """Counts every response for a forecast *and* passes usage on, so the probe's calls are in the compile's total."""
 
-    def __init__(self, measured: Probe) -> None:
-        super().__init__(parent=current().usage_tracker)
-        self.measured = measured
-
-    def add(self, model: str, response: Any) -> None:
-        super().add(model, response)
-        with self._lock:
-            self.measured.lm_calls += 1
-            self.measured.prompt_tokens += response.usage.prompt_tokens
-            self.measured.completion_tokens += response.usage.completion_tokens
-
-
-def _probe(program: Module, examples: Sequence[Example], metric: Callable[..., float], size: int = 3) -> Probe:
-    """``plan.probe`` whose calls also reach the usage tracker in force (``plan.probe`` replaces it)."""
-    measured = Probe()
-    tracker = _CountingTracker(measured)
-    for example in list(examples)[:size]:
-        measured.runs += 1
-        try:
-            with context(usage_tracker=tracker, trace=[]):
-                prediction = program(**example.inputs())
-            if metric(example, prediction, None):
-                measured.passed += 1
-        except FATAL_ERRORS:
-            raise
-        except Exception:  # a forecast must not fail on an example the compile would score as a failure
-            measured.errors += 1
-    return measured
