@@ -1,7 +1,7 @@
 """The candidate pool's arithmetic for GEPA: per-example Pareto fronts, parent sampling, and merges.
 
 Pure functions over plain data (per-example score lists, parent lists, instruction
-dicts) and a caller-owned ``random.Random``, so the search in ``reflective.py``
+dicts) and a caller-owned ``random.Random``, so the search in ``reflective_loop.py``
 stays deterministic for a seed and every rule here is unit-testable on its own.
 
 Candidates are numbered by their position in the pool; candidate 0 is the student.
