@@ -41,9 +41,8 @@ import contextlib
 import logging
 import math
 import random
-import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any
 
 from typing_extensions import Unpack
@@ -54,9 +53,10 @@ from promptless.optimizers.base import FATAL_ERRORS, Metric, Optimizer, check_in
 from promptless.optimizers.bootstrap import BootstrapFewShot
 from promptless.optimizers.checkpoint import fingerprint
 from promptless.optimizers.labeled import LabeledFewShot
+from promptless.optimizers.mipro_trials import Progress, Shape, run_trials
 from promptless.optimizers.plan import Plan, Probe, bootstrap_runs, probe
 from promptless.optimizers.proposer import GroundedProposer, tip_order
-from promptless.optimizers.search import BASELINE, SearchOptions, SearchRun, search_settings
+from promptless.optimizers.search import SearchOptions, SearchRun, search_settings
 from promptless.primitives import Example
 from promptless.settings import context, current
 
@@ -65,32 +65,6 @@ log = logging.getLogger("promptless.optimizers")
 AUTO_PRESETS: dict[str, tuple[int, int]] = {"light": (6, 100), "medium": (12, 300), "heavy": (18, 1000)}
 PROBE_SIZE = 3
 OPTUNA_MISSING = "MIPROv2 needs optuna: pip install 'promptless[optim]'"
-
-
-@dataclass(frozen=True)
-class Shape:
-    """The sizes one compile works with, resolved from the settings, the program and the valset."""
-
-    num_candidates: int
-    num_trials: int
-    minibatch: bool  # False: every trial is a full evaluation
-    minibatch_size: int
-    full_evals: int  # planned full evaluations besides the baseline (minibatch mode)
-    with_demos: bool
-
-
-@dataclass
-class _Progress:
-    """What the report says about the search; filled as it goes, so a budget stop still reports it."""
-
-    notes: list[str] = field(default_factory=list)
-    trial_logs: list[dict[str, Any]] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    proposals: int = 0
-    failed_proposals: int = 0
-    duplicates: int = 0
-    replayed: int = 0
-    instructions: dict[str, list[str]] = field(default_factory=dict)
 
 
 class MIPROv2(Optimizer):
@@ -224,7 +198,7 @@ class MIPROv2(Optimizer):
             testset=testset,
             identity=self._identity(train, teacher),
         )
-        progress = _Progress(notes=list(val_notes))
+        progress = Progress(notes=list(val_notes))
         task = context(lm=self.task_model) if self.task_model is not None else contextlib.nullcontext()
         with task, _quiet(optuna):
             with run:
@@ -233,7 +207,17 @@ class MIPROv2(Optimizer):
                 demo_sets = self._demo_sets(run, student, train, teacher, shape)
                 proposer = GroundedProposer(student, lm=prompt_lm, seed=self.seed)
                 instructions = self._instructions(run, proposer, student, train, demo_sets, shape, progress)
-                self._search(run, optuna, student, instructions, demo_sets, shape, progress)
+                run_trials(
+                    run,
+                    optuna,
+                    student,
+                    instructions,
+                    demo_sets,
+                    shape,
+                    progress,
+                    seed=self.seed,
+                    full_eval_every=self.minibatch_full_eval_steps,
+                )
             program = run.finish(self._notes(shape, names, progress))
         program.trial_logs = progress.trial_logs  # type: ignore[attr-defined]  # as DSPy's MIPROv2 does
         return program
@@ -336,7 +320,7 @@ class MIPROv2(Optimizer):
         train: list[Example],
         demo_sets: dict[str, list[list[Example]]],
         shape: Shape,
-        progress: _Progress,
+        progress: Progress,
     ) -> dict[str, list[str]]:
         """Per predictor name: the original instruction, then the proposals that came back (checkpointed)."""
         predictors = student.named_predictors()
@@ -369,7 +353,7 @@ class MIPROv2(Optimizer):
         progress.instructions = out
         return out
 
-    def _step(self, run: SearchRun, key: str, make: Any, progress: _Progress, what: str) -> str | None:
+    def _step(self, run: SearchRun, key: str, make: Any, progress: Progress, what: str) -> str | None:
         """One proposer call, done once: its text, or None when it failed (logged, counted, never raised)."""
         stored = run.recall(key)
         if stored is None:
@@ -386,96 +370,7 @@ class MIPROv2(Optimizer):
             return None
         return str(stored["text"])
 
-    # -- the search ---------------------------------------------------------------------------------
-    def _search(
-        self,
-        run: SearchRun,
-        optuna: Any,
-        student: Module,
-        instructions: dict[str, list[str]],
-        demo_sets: dict[str, list[list[Example]]],
-        shape: Shape,
-        progress: _Progress,
-    ) -> None:
-        """TPE trials with ask/tell; minibatch scores guide, full scores (every few trials) are the candidates."""
-        names = list(instructions)
-        zero_is_baseline = not any(p.demos for p in student.predictors())  # config 0 is then the student itself
-        space = _Space(names, instructions, demo_sets, shape.with_demos, zero_is_baseline)
-        distributions = {
-            key: optuna.distributions.CategoricalDistribution(list(range(size))) for key, size in space.sizes()
-        }
-        study = optuna.create_study(direction="maximize", sampler=self._sampler(optuna, shape, 0))
-        baseline = run.full[BASELINE][0]
-        zeros = {key: 0 for key in distributions}
-        fully_scored: set[str] = set()
-        if zero_is_baseline:  # the study starts knowing the uncompiled program's score, as in DSPy
-            study.add_trial(optuna.trial.create_trial(params=zeros, distributions=distributions, value=baseline.mean))
-            fully_scored.add(space.name(zeros))
-        stored: list[dict[str, Any]] = list(run.recall("trials", []))
-        minibatch_means: dict[str, list[float]] = {}
-        configs: dict[str, dict[str, int]] = {}
-        val_size = len(run.valset)
-        for t in range(shape.num_trials):
-            if t < len(stored):
-                params, value = {k: int(v) for k, v in stored[t]["params"].items()}, float(stored[t]["value"])
-                study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=value))
-                progress.replayed += 1
-                if not shape.minibatch:  # registers the full score with the run (from the checkpoint: free)
-                    self._score(run, space, student, params, None, baseline)
-            else:
-                study.sampler = self._sampler(optuna, shape, t + 1)
-                trial = study.ask(distributions)
-                params = {key: int(trial.params[key]) for key in distributions}
-                subset = _minibatch(self.seed, t, val_size, shape.minibatch_size) if shape.minibatch else None
-                value = self._score(run, space, student, params, subset, baseline)
-                study.tell(trial, value)
-                stored.append({"params": params, "value": value})
-                run.remember("trials", stored)
-            name = space.name(params)
-            configs[name] = params
-            kind = "minibatch" if shape.minibatch else "full"
-            entry: dict[str, Any] = {"trial": t, "params": params, "config": name, "score": value, "kind": kind}
-            if shape.minibatch:
-                minibatch_means.setdefault(name, []).append(value)
-            else:
-                fully_scored.add(name)
-            last = t + 1 == shape.num_trials
-            if shape.minibatch and ((t + 1) % self.minibatch_full_eval_steps == 0 or last):
-                best = _best_unscored(minibatch_means, fully_scored)
-                if best is not None:
-                    scored = self._score(run, space, student, configs[best], None, baseline)
-                    fully_scored.add(best)
-                    entry["full_eval"] = {"config": best, "score": scored}
-            progress.trial_logs.append(entry)
-
-    def _score(
-        self,
-        run: SearchRun,
-        space: _Space,
-        student: Module,
-        params: dict[str, int],
-        subset: list[int] | None,
-        baseline: Any,
-    ) -> float:
-        """Mean score of one configuration on ``subset`` (None: the full valset, eligible to be chosen)."""
-        if subset is None and space.is_baseline(params):
-            return float(baseline.mean)  # the uncompiled program itself: already scored as the baseline
-        return float(run.score(space.name(params), space.build(student, params), subset=subset).mean)
-
-    def _sampler(self, optuna: Any, shape: Shape, trial: int) -> Any:
-        """A TPE sampler for one ask, seeded by the seed and the trial number (see the module docstring).
-
-        TPE's random start-up is a third of the trials (at most 10, optuna's default), so TPE
-        guides most trials of a light run.
-        """
-        startup = max(2, min(10, shape.num_trials // 3))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.TPESampler(
-                seed=self.seed * 10_007 + trial, multivariate=True, n_startup_trials=startup
-            )
-
-    def _notes(self, shape: Shape, names: list[str], progress: _Progress) -> list[str]:
+    def _notes(self, shape: Shape, names: list[str], progress: Progress) -> list[str]:
         notes = list(progress.notes)
         preset = f"auto={self.auto}" if self.auto is not None else "auto=None"
         notes.append(f"{preset}: {shape.num_candidates} candidates per predictor, {shape.num_trials} trials planned")
@@ -504,48 +399,6 @@ class MIPROv2(Optimizer):
         return notes
 
 
-class _Space:
-    """The search space: parameter names and sizes, candidate names, and the program for a configuration."""
-
-    def __init__(
-        self,
-        names: list[str],
-        instructions: dict[str, list[str]],
-        demo_sets: dict[str, list[list[Example]]],
-        with_demos: bool,
-        zero_is_baseline: bool,
-    ) -> None:
-        self.names, self.instructions, self.demo_sets = names, instructions, demo_sets
-        self.with_demos, self.zero_is_baseline = with_demos, zero_is_baseline
-
-    def is_baseline(self, params: dict[str, int]) -> bool:
-        return self.zero_is_baseline and not any(params.values())
-
-    def sizes(self) -> Iterator[tuple[str, int]]:
-        for i, name in enumerate(self.names):
-            yield f"{i}_predictor_instruction", len(self.instructions[name])
-            if self.with_demos:
-                yield f"{i}_predictor_demos", len(self.demo_sets[name])
-
-    def indices(self, params: dict[str, int]) -> tuple[list[int], list[int]]:
-        instr = [params[f"{i}_predictor_instruction"] for i in range(len(self.names))]
-        demos = [params.get(f"{i}_predictor_demos", 0) for i in range(len(self.names))]
-        return instr, demos
-
-    def name(self, params: dict[str, int]) -> str:
-        """E.g. ``instr=[2,0] demos=[1,3]``: indices into content fixed for this compile (and its checkpoint)."""
-        instr, demos = self.indices(params)
-        return f"instr=[{','.join(map(str, instr))}] demos=[{','.join(map(str, demos))}]"
-
-    def build(self, student: Module, params: dict[str, int]) -> Module:
-        instr, demos = self.indices(params)
-        program = student.deepcopy()
-        for i, (name, predictor) in enumerate(program.named_predictors()):
-            predictor.signature = predictor.signature.with_instructions(self.instructions[name][instr[i]])
-            predictor.demos = list(self.demo_sets[name][demos[i]])  # shared Examples: the adapter memo reuses them
-        return program
-
-
 # -- helpers ------------------------------------------------------------------------------------------
 def auto_trials(num_predictors: int, num_candidates: int, with_demos: bool) -> int:
     """DSPy's trial count: ``max(2 * v * log2(candidates), 1.5 * candidates)``, ``v`` the search variables."""
@@ -556,21 +409,6 @@ def auto_trials(num_predictors: int, num_candidates: int, with_demos: bool) -> i
 def _short(text: str, width: int = 60) -> str:
     text = " ".join(text.split())
     return repr(text if len(text) <= width else text[: width - 1] + "…")
-
-
-def _minibatch(seed: int, trial: int, size: int, k: int) -> list[int]:
-    """Trial ``trial``'s minibatch: ``k`` valset indices, seeded, independent of the trials before it."""
-    return sorted(random.Random(seed * 1_000_003 + trial).sample(range(size), k))
-
-
-def _best_unscored(means: dict[str, list[float]], fully_scored: set[str]) -> str | None:
-    """The configuration with the best mean minibatch score that has no full score yet (ties: seen first)."""
-    best: tuple[float, str] | None = None
-    for name, values in means.items():
-        mean = sum(values) / len(values)
-        if name not in fully_scored and (best is None or mean > best[0]):
-            best = (mean, name)
-    return best[1] if best is not None else None
 
 
 def _grounding_order(sets: list[list[Example]]) -> list[list[Example]]:
