@@ -51,10 +51,3 @@ class Budget:
             self.parent.spend(response)
         with self._lock:
             self.tokens += response.usage.prompt_tokens + response.usage.completion_tokens
-
-    @property
-    def exhausted(self) -> bool:
-        if self.parent is not None and self.parent.exhausted:
-            return True
-        calls_out = self.max_lm_calls is not None and self.lm_calls >= self.max_lm_calls
-        return calls_out or (self.max_tokens is not None and self.tokens >= self.max_tokens)

@@ -12,12 +12,12 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from promptless.lm import LM, resolve_lm
+from promptless.lm.base import history_entry
 from promptless.module import Module
 
 if TYPE_CHECKING:
     from promptless.lm.base import HistoryEntry, Response
 
-RECENT = 64  # how far back ``note_call`` looks for its call's entry (other threads may have called since)
 VALUE_CAP = 500  # characters of one value shown in the structured sections (the prompt is shown whole)
 
 
@@ -44,7 +44,6 @@ def inspect_prompt(program: Module, *, predictor: str | None = None, **inputs: A
 
 
 def note_call(
-    lm: LM,
     response: Response,
     signature: Any,
     demos: Sequence[Any],
@@ -53,15 +52,13 @@ def note_call(
 ) -> None:
     """Attach what Predict knows (signature, demos, inputs, parsed fields) to the history entry of ``response``.
 
-    Found by identity: each call's Response is a new object. After a parse retry the
-    parsed fields are those of the retry's answer; the retry has its own entry.
+    The LM links each Response to the entry it recorded, so this is safe however many
+    threads share the LM. After a parse retry the parsed fields are those of the retry's
+    answer; the retry has its own entry.
     """
-    history = lm.history
-    entry = history[-1] if history else None
-    if entry is None or entry.response is not response:
-        entry = next((e for e in reversed(list(history)[-RECENT:]) if e.response is response), None)
-        if entry is None:
-            return
+    entry = history_entry(response)
+    if entry is None:
+        return
     entry.signature = getattr(signature, "signature", str(signature))
     entry.demos = list(demos)
     entry.inputs = dict(inputs)

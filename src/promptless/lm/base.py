@@ -346,7 +346,9 @@ class LM:
         """History and usage: once per call, whichever way the call was made."""
         from promptless.settings import current
 
-        self.history.append(HistoryEntry(request, response, self.model, time.time()))
+        entry = HistoryEntry(request, response, self.model, time.time())
+        self.history.append(entry)
+        response._history_entry = entry  # type: ignore[attr-defined]  # not a field: never cached or compared
         tracker = current().usage_tracker
         if tracker is not None:
             tracker.add(self.model, response)
@@ -407,6 +409,11 @@ class LM:
 
     def __repr__(self) -> str:
         return f"LM({self.model!r})"
+
+
+def history_entry(response: Response) -> HistoryEntry | None:
+    """The history entry this call recorded (for Predict to annotate), or None for a response never recorded."""
+    return getattr(response, "_history_entry", None)
 
 
 def _charge_budget() -> Any:

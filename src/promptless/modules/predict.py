@@ -62,7 +62,7 @@ class Predict(Module):
             response = lm(request)
         completions = self._parse_all(adapter, lm, request, response)
         prediction = Prediction.from_completions(completions)
-        note_call(lm, response, self.signature, demos, inputs, completions)
+        note_call(response, self.signature, demos, inputs, completions)
         trace = current().trace
         if trace is not None:  # copies of list/dict inputs: a program may grow them after this step
             trace.append(TraceStep(self, _snapshot(inputs), prediction))
@@ -92,7 +92,7 @@ class Predict(Module):
         if not completions:
             raise errors[0]
         prediction = Prediction.from_completions(completions)
-        note_call(lm, response, self.signature, demos, inputs, completions)
+        note_call(response, self.signature, demos, inputs, completions)
         trace = current().trace
         if trace is not None:
             trace.append(TraceStep(self, _snapshot(inputs), prediction))

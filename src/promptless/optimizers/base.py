@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from promptless.budget import BudgetExhausted
-from promptless.evaluate.stats import bootstrap_ci
+from promptless.evaluate.stats import bootstrap_ci, paired_bootstrap_ci
 from promptless.lm.errors import LMAuthError, LMNotFound, LMUnavailable
 from promptless.lm.models import ModelNotInstalled
 from promptless.module import Module
@@ -55,9 +55,8 @@ class CandidateScore:
 
     def against(self, baseline: Sequence[float], scores: Sequence[float]) -> CandidateScore:
         """Fill ``delta`` and its paired CI from per-example scores of this candidate and the baseline."""
-        diffs = [c - b for b, c in zip(baseline, scores, strict=True)]
-        lo, hi = bootstrap_ci(diffs)
-        self.delta = 100 * sum(diffs) / len(diffs) if diffs else 0.0
+        lo, hi = paired_bootstrap_ci(baseline, scores)
+        self.delta = 100 * (sum(scores) - sum(baseline)) / len(scores) if scores else 0.0
         self.delta_ci = (100 * lo, 100 * hi)
         return self
 
@@ -164,6 +163,12 @@ def check_int(
     if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
         wanted = "an int" + (f" >= {minimum}" if minimum is not None else "") + (" or None" if optional else "")
         raise ValueError(f"{owner}({name}=) must be {wanted}, got {value!r}" + (f" ({why})" if why else ""))
+
+
+def one_line(text: str, width: int) -> str:
+    """``text`` on one line, cut to ``width`` characters with an ellipsis: for report notes."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
 def passes(metric: Metric, example: Example, prediction: Any, trace: Any, threshold: float | None) -> bool:

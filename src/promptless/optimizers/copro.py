@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -29,7 +28,7 @@ from typing_extensions import Unpack
 from promptless.lm.base import LM
 from promptless.module import Module
 from promptless.modules.predict import Predict
-from promptless.optimizers.base import FATAL_ERRORS, Metric, Optimizer, check_int, check_trainset
+from promptless.optimizers.base import FATAL_ERRORS, Metric, Optimizer, check_int, check_trainset, one_line
 from promptless.optimizers.checkpoint import fingerprint
 from promptless.optimizers.plan import Plan, Probe, probe
 from promptless.optimizers.search import BASELINE, Scored, SearchOptions, SearchRun, SearchSettings, search_settings
@@ -77,10 +76,6 @@ class _Candidate:
     path: str
     round: int
     instruction: str
-
-
-
-
 
 
 class COPRO(Optimizer):
@@ -301,7 +296,7 @@ class _Search:
         content = self._content(program)
         if content in self.seen:
             return None
-        name = f"{path}: {_shorten(instruction, 60)} [{content}]"
+        name = f"{path}: {one_line(instruction, 60)} [{content}]"
         self.candidates[name] = _Candidate(path, round_index, instruction)
         scored = self.run.score(name, program)
         self.seen[content] = scored
@@ -330,7 +325,7 @@ class _Search:
         note = (
             f"{path} round {round_index + 1}/{self.opt.depth}: {len(proposals.instructions)} distinct proposals, "
             f"{new} scored, {duplicates} already seen, {proposals.failed} unparsable; "
-            f"best {100 * best_score:.1f}%: {_shorten(best_instruction, 80)!r}"
+            f"best {100 * best_score:.1f}%: {one_line(best_instruction, 80)!r}"
         )
         if self.opt.track_stats and latest:
             top = sorted(history.values(), reverse=True)[: self.opt.breadth]
@@ -374,11 +369,6 @@ def _attempts(history: dict[str, float], breadth: int) -> str:
 
 def _clean(text: Any) -> str:
     return str(text or "").strip().strip('"').strip()
-
-
-def _shorten(text: str, width: int) -> str:
-    flat = re.sub(r"\s+", " ", text).strip()
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
 def _empty_stats() -> dict[str, list[float]]:

@@ -49,7 +49,7 @@ from typing_extensions import Unpack
 
 from promptless.adapters.values import to_jsonable
 from promptless.module import Module
-from promptless.optimizers.base import FATAL_ERRORS, Metric, Optimizer, check_int, check_trainset
+from promptless.optimizers.base import FATAL_ERRORS, Metric, Optimizer, check_int, check_trainset, one_line
 from promptless.optimizers.bootstrap import BootstrapFewShot
 from promptless.optimizers.checkpoint import fingerprint
 from promptless.optimizers.labeled import LabeledFewShot
@@ -389,7 +389,7 @@ class MIPROv2(Optimizer):
         for name in names:
             texts = progress.instructions.get(name)
             if texts:
-                shown = "".join(f"; [{i}] {_short(text)}" for i, text in enumerate(texts[1:], 1))
+                shown = "".join(f"; [{i}] {one_line(text, 60)!r}" for i, text in enumerate(texts[1:], 1))
                 notes.append(f"{name}: {len(texts)} instruction candidates: [0] the original{shown}")
         if progress.proposals:
             parsed = progress.proposals - progress.failed_proposals
@@ -404,11 +404,6 @@ def auto_trials(num_predictors: int, num_candidates: int, with_demos: bool) -> i
     """DSPy's trial count: ``max(2 * v * log2(candidates), 1.5 * candidates)``, ``v`` the search variables."""
     variables = num_predictors * (2 if with_demos else 1)
     return max(1, int(2 * variables * math.log2(num_candidates)), int(1.5 * num_candidates))
-
-
-def _short(text: str, width: int = 60) -> str:
-    text = " ".join(text.split())
-    return repr(text if len(text) <= width else text[: width - 1] + "…")
 
 
 def _grounding_order(sets: list[list[Example]]) -> list[list[Example]]:
