@@ -226,6 +226,7 @@ class _Tee:
 
 def _forbid_real_backends() -> None:
     """On a unit-tier page, building the embedded or the HTTP backend is an error that says what to do."""
+    import promptless.lm.base as base
     import promptless.lm.llama as llama
     import promptless.lm.openai as openai
 
@@ -235,8 +236,8 @@ def _forbid_real_backends() -> None:
             "use promptless.testing.ScriptedLM there, or mark the page <!-- docs-test: integration -->"
         )
 
-    llama.LlamaBackend = forbidden  # type: ignore[assignment]
-    openai.OpenAIBackend = forbidden  # type: ignore[assignment]
+    llama.LlamaBackend = base.LlamaBackend = forbidden  # type: ignore[assignment,misc]
+    openai.OpenAIBackend = base.OpenAIBackend = forbidden  # type: ignore[assignment,misc]
 
 
 def _missing(modules: list[str]) -> list[str]:

@@ -9,20 +9,23 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from promptless._version import __version__
 
 _LAZY: dict[str, str] = {
     # signatures and data
     "Signature": "promptless.signature",
     "InputField": "promptless.signature",
     "OutputField": "promptless.signature",
-    "SignatureError": "promptless.signature",
+    "SignatureError": "promptless.errors",
+    "PromptlessError": "promptless.errors",
+    "TooManyErrors": "promptless.errors",
+    "ModelNotInstalled": "promptless.errors",
     "ensure_signature": "promptless.signature",
     "Example": "promptless.primitives",
     "Prediction": "promptless.primitives",
     # modules
     "Module": "promptless.module",
-    "ArtifactError": "promptless.module",
+    "ArtifactError": "promptless.errors",
     "Predict": "promptless.modules.predict",
     "ChainOfThought": "promptless.modules.chain_of_thought",
     "ReAct": "promptless.modules.react",
@@ -31,20 +34,20 @@ _LAZY: dict[str, str] = {
     "Refine": "promptless.modules.refine",
     "Parallel": "promptless.modules.parallel",
     "ProgramOfThought": "promptless.modules.program_of_thought",
-    "ProgramOfThoughtError": "promptless.modules.program_of_thought",
+    "ProgramOfThoughtError": "promptless.errors",
     "Sandbox": "promptless.sandbox",
     "Retrieve": "promptless.modules.retrieve",
     "BM25Retriever": "promptless.retrieve",
     "EmbeddingsRetriever": "promptless.retrieve",
     "ColBERTv2": "promptless.retrieve",
     "Passage": "promptless.retrieve",
-    "RetrievalError": "promptless.retrieve",
+    "RetrievalError": "promptless.errors",
     "SandboxResult": "promptless.sandbox",
     "Tool": "promptless.tool",
     "stream": "promptless.streaming",
     "FieldChunk": "promptless.streaming",
     "FieldValue": "promptless.streaming",
-    "ToolArgumentError": "promptless.tool",
+    "ToolArgumentError": "promptless.errors",
     # settings and tracing
     "configure": "promptless.settings",
     "context": "promptless.settings",
@@ -57,13 +60,14 @@ _LAZY: dict[str, str] = {
     "OpenTelemetryCallback": "promptless.telemetry",
     # LMs and adapters
     "LM": "promptless.lm.base",
-    "Request": "promptless.lm.base",
-    "Response": "promptless.lm.base",
+    "Request": "promptless.types",
+    "Response": "promptless.types",
+    "Usage": "promptless.types",
     "Adapter": "promptless.adapters",
     "ChatAdapter": "promptless.adapters",
     "JSONAdapter": "promptless.adapters",
     "CompletionAdapter": "promptless.adapters",
-    "ParseError": "promptless.adapters",
+    "ParseError": "promptless.errors",
     # optimizers
     "Optimizer": "promptless.optimizers",
     "CompileReport": "promptless.optimizers",
@@ -79,7 +83,7 @@ _LAZY: dict[str, str] = {
     "SIMBA": "promptless.optimizers.simba",
     "Plan": "promptless.optimizers.plan",
     "Budget": "promptless.budget",
-    "BudgetExhausted": "promptless.budget",
+    "BudgetExhausted": "promptless.errors",
     # evaluation
     "Evaluate": "promptless.evaluate",
     "EvaluationResult": "promptless.evaluate",
@@ -91,7 +95,7 @@ _LAZY: dict[str, str] = {
 }
 _LAZY.update(
     {
-        name: "promptless.lm.errors"
+        name: "promptless.errors"
         for name in (
             "LMError",
             "LMTimeout",
@@ -123,16 +127,13 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from promptless.adapters import Adapter, ChatAdapter, CompletionAdapter, JSONAdapter, ParseError
-    from promptless.budget import Budget, BudgetExhausted
+    from promptless.adapters import Adapter, ChatAdapter, CompletionAdapter, JSONAdapter
+    from promptless.budget import Budget
     from promptless.callbacks import BaseCallback
     from promptless.cost import Price
-    from promptless.evaluate import Evaluate, EvaluationResult, answer_exact_match, answer_f1
-    from promptless.evaluate.feedback import ScoreWithFeedback
-    from promptless.evaluate.judge import Judge, SemanticF1
-    from promptless.inspection import inspect_history, inspect_prompt
-    from promptless.lm.base import LM, Request, Response
-    from promptless.lm.errors import (
+    from promptless.errors import (
+        ArtifactError,
+        BudgetExhausted,
         LMAuthError,
         LMBadRequest,
         LMContextOverflow,
@@ -141,14 +142,27 @@ if TYPE_CHECKING:
         LMRateLimited,
         LMTimeout,
         LMUnavailable,
+        ModelNotInstalled,
+        ParseError,
+        ProgramOfThoughtError,
+        PromptlessError,
+        RetrievalError,
+        SignatureError,
+        ToolArgumentError,
+        TooManyErrors,
     )
-    from promptless.module import ArtifactError, Module
+    from promptless.evaluate import Evaluate, EvaluationResult, answer_exact_match, answer_f1
+    from promptless.evaluate.feedback import ScoreWithFeedback
+    from promptless.evaluate.judge import Judge, SemanticF1
+    from promptless.inspection import inspect_history, inspect_prompt
+    from promptless.lm.base import LM
+    from promptless.module import Module
     from promptless.modules.best_of_n import BestOfN
     from promptless.modules.chain_of_thought import ChainOfThought
     from promptless.modules.multi_chain import MultiChainComparison
     from promptless.modules.parallel import Parallel
     from promptless.modules.predict import Predict
-    from promptless.modules.program_of_thought import ProgramOfThought, ProgramOfThoughtError
+    from promptless.modules.program_of_thought import ProgramOfThought
     from promptless.modules.react import ReAct
     from promptless.modules.refine import Refine
     from promptless.modules.retrieve import Retrieve
@@ -168,11 +182,12 @@ if TYPE_CHECKING:
     from promptless.optimizers.reflective import GEPA
     from promptless.optimizers.simba import SIMBA
     from promptless.primitives import Example, Prediction
-    from promptless.retrieve import BM25Retriever, ColBERTv2, EmbeddingsRetriever, Passage, RetrievalError
+    from promptless.retrieve import BM25Retriever, ColBERTv2, EmbeddingsRetriever, Passage
     from promptless.sandbox import Sandbox, SandboxResult
     from promptless.settings import configure, context
-    from promptless.signature import InputField, OutputField, Signature, SignatureError, ensure_signature
+    from promptless.signature import InputField, OutputField, Signature, ensure_signature
     from promptless.streaming import FieldChunk, FieldValue, stream
     from promptless.telemetry import OpenTelemetryCallback
-    from promptless.tool import Tool, ToolArgumentError
+    from promptless.tool import Tool
     from promptless.trace import track_usage
+    from promptless.types import Request, Response, Usage

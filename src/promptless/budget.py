@@ -10,12 +10,12 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from promptless.errors import BudgetExhausted
+
 if TYPE_CHECKING:
-    from promptless.lm.base import Response
+    from promptless.types import Response
 
-
-class BudgetExhausted(RuntimeError):
-    """The budget in force allows no further LM call; optimizers stop and keep the best found so far."""
+__all__ = ["Budget", "BudgetExhausted"]
 
 
 @dataclass
@@ -36,15 +36,21 @@ class Budget:
                 raise ValueError(f"Budget({name}=) must be a non-negative int or None, got {value!r}")
 
     def charge_call(self) -> None:
-        """Reserve one LM call here and in every outer budget, or raise ``BudgetExhausted`` if none is left."""
-        if self.parent is not None:
-            self.parent.charge_call()
+        """Reserve one LM call here and in every outer budget, or raise ``BudgetExhausted`` if none is left.
+
+        This budget is checked before the outer one is charged, so a call refused here costs no outer budget.
+        """
         with self._lock:
-            if self.max_lm_calls is not None and self.lm_calls >= self.max_lm_calls:
-                raise BudgetExhausted(f"LM call budget spent: {self.lm_calls} of max_lm_calls={self.max_lm_calls}")
-            if self.max_tokens is not None and self.tokens >= self.max_tokens:
-                raise BudgetExhausted(f"token budget spent: {self.tokens} of max_tokens={self.max_tokens}")
+            self._check()
+            if self.parent is not None:
+                self.parent.charge_call()  # raises before this budget is charged, too
             self.lm_calls += 1
+
+    def _check(self) -> None:
+        if self.max_lm_calls is not None and self.lm_calls >= self.max_lm_calls:
+            raise BudgetExhausted(f"LM call budget spent: {self.lm_calls} of max_lm_calls={self.max_lm_calls}")
+        if self.max_tokens is not None and self.tokens >= self.max_tokens:
+            raise BudgetExhausted(f"token budget spent: {self.tokens} of max_tokens={self.max_tokens}")
 
     def spend(self, response: Response) -> None:
         if self.parent is not None:

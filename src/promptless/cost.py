@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from promptless.settings import current
+
 if TYPE_CHECKING:
-    from promptless.lm.base import Response, Usage
-    from promptless.trace import UsageTracker
+    from promptless.types import Response, Usage
 
 PER_MILLION = 1_000_000
 
@@ -78,8 +79,6 @@ def as_price(key: str, value: Any) -> Price:
 def price_for(model: str, prices: Mapping[str, Any] | None = None) -> Price | None:
     """The price of ``model``: from ``prices`` (default: the ``prices`` setting), then the built-in table."""
     if prices is None:
-        from promptless.settings import current
-
         prices = current().prices
     for table in (prices or {}, BUILT_IN):
         found = _lookup(model, table)
@@ -127,16 +126,14 @@ class CostSummary:
         return self.known if self.unpriced_calls == 0 else None
 
 
-def cost_summary(tracker: UsageTracker, prices: Mapping[str, Any] | None = None) -> CostSummary:
-    """Price a tracker's usage per model (cost is linear in tokens, so per-model sums price exactly).
+def cost_summary(by_model: Mapping[str, Usage], prices: Mapping[str, Any] | None = None) -> CostSummary:
+    """Price usage per model (cost is linear in tokens, so per-model sums price exactly).
 
-    Cache hits are not in the tracker's usage (they cost nothing), so an unpriced
+    Cache hits are not in a tracker's usage (they cost nothing), so an unpriced
     model that was only ever answered from the cache does not make the total unknown.
     """
-    if prices is None:
-        prices = tracker.prices
     known, unpriced, models = 0.0, 0, []
-    for model, usage in tracker.snapshot().items():
+    for model, usage in by_model.items():
         if usage.calls == 0 and usage.total_tokens == 0:
             continue
         cost = usage_cost(model, usage, prices)

@@ -11,6 +11,8 @@ import types
 import typing
 from typing import Any, Literal, Optional, Union
 
+from promptless.errors import TypeSyntaxError
+
 BUILTIN_TYPES: dict[str, Any] = {
     "str": str,
     "int": int,
@@ -29,10 +31,6 @@ BUILTIN_TYPES: dict[str, Any] = {
     "Literal": Literal,
     "None": type(None),
 }
-
-
-class TypeSyntaxError(ValueError):
-    """The text of a type annotation could not be understood."""
 
 
 def parse_type(text: str, custom_types: dict[str, Any] | None = None) -> Any:

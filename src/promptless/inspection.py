@@ -11,12 +11,13 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from promptless.cost import call_cost
 from promptless.lm import LM, resolve_lm
-from promptless.lm.base import history_entry
 from promptless.module import Module
+from promptless.modules.predict import Predict
 
 if TYPE_CHECKING:
-    from promptless.lm.base import HistoryEntry, Response
+    from promptless.types import HistoryEntry, Response
 
 VALUE_CAP = 500  # characters of one value shown in the structured sections (the prompt is shown whole)
 
@@ -27,8 +28,6 @@ def inspect_prompt(program: Module, *, predictor: str | None = None, **inputs: A
     For a program with several predictors, name the one to show with ``predictor=``
     (its path from ``named_predictors()``); the inputs are that predictor's inputs.
     """
-    from promptless.modules.predict import Predict
-
     named = dict(program.named_predictors())
     if isinstance(program, Predict):
         target = program
@@ -50,13 +49,11 @@ def note_call(
     inputs: Mapping[str, Any],
     outputs: list[dict[str, Any]],
 ) -> None:
-    """Attach what Predict knows (signature, demos, inputs, parsed fields) to the history entry of ``response``.
+    """Attach what a caller knows (signature, demos, inputs, parsed fields) to the history entry of ``response``.
 
-    The LM links each Response to the entry it recorded, so this is safe however many
-    threads share the LM. After a parse retry the parsed fields are those of the retry's
-    answer; the retry has its own entry.
+    Predict does this itself; this stays for modules of one's own that call an LM directly.
     """
-    entry = history_entry(response)
+    entry = response.history
     if entry is None:
         return
     entry.signature = getattr(signature, "signature", str(signature))
@@ -76,8 +73,6 @@ def format_history(lm: LM | None = None, n: int = 1) -> str:
 
 def format_entry(entry: HistoryEntry) -> str:
     """One call: a header line, the structured sections Predict filled, the prompt, the raw and parsed output."""
-    from promptless.cost import call_cost
-
     r = entry.response
     usage = r.usage
     cost = call_cost(entry.model, r)

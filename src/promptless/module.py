@@ -7,29 +7,49 @@ and their state saves to and loads from a JSON artifact. Loading never runs code
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
+import logging
 import os
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple
 
+from promptless.atomic import write_text_atomic
 from promptless.callbacks import callback_scope, module_inputs, with_callbacks
+from promptless.errors import ArtifactError, RunGuard
+from promptless.executor import run_indexed
 from promptless.primitives import Example, Prediction
 from promptless.settings import context, current, run_in_context
 from promptless.trace import UsageTracker
+from promptless.types import ARTIFACT_FORMAT, ARTIFACT_VERSION
 
-if TYPE_CHECKING:
-    from promptless.modules.predict import Predict
+__all__ = ["ARTIFACT_FORMAT", "ARTIFACT_VERSION", "ArtifactError", "IncompatibleNames", "Module", "Parameter"]
 
-ARTIFACT_FORMAT = "promptless.program"
-ARTIFACT_VERSION = 1
+log = logging.getLogger("promptless.module")
 
 
-class ArtifactError(ValueError):
-    """A saved program cannot be loaded into this program; the message says why."""
+class Parameter:
+    """Marks what a Module learns: its state saves and loads (``Predict`` is one, as torch's ``nn.Parameter``).
+
+    It sits below ``Module`` so the container finds its parameters without importing what it contains.
+    """
+
+    def predictor_state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def load_predictor_state(self, state: Mapping[str, Any], *, name: str = "self") -> Any:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        raise NotImplementedError
+
+
+class IncompatibleNames(NamedTuple):
+    """What ``load_state(strict=False)`` could not match: as torch's ``load_state_dict`` returns its keys."""
+
+    missing: list[str]  # predictors of the program that the state has no entry for
+    unexpected: list[str]  # entries of the state that name no predictor of the program
 
 
 class Module:
@@ -53,6 +73,8 @@ class Module:
         Either way the event loop stays free; settings follow into the thread.
         """
         if type(self).aforward is Module.aforward:
+            import asyncio  # lazy: asyncio costs ~35 ms of import time; only async callers pay it
+
             return await asyncio.to_thread(run_in_context(self.__call__), *args, **kwargs)
         tracker = UsageTracker(parent=current().usage_tracker)
         with callback_scope("module", self, lambda: module_inputs(self, args, kwargs)) as scope:
@@ -90,12 +112,11 @@ class Module:
 
         yield from walk(self, prefix)
 
-    def named_predictors(self) -> list[tuple[str, Predict]]:
-        from promptless.modules.predict import Predict
+    def named_predictors(self) -> list[tuple[str, Any]]:
+        """The parameters (Predict objects) reachable from this module, by path."""
+        return [(name or "self", m) for name, m in self.named_sub_modules() if isinstance(m, Parameter)]
 
-        return [(name or "self", m) for name, m in self.named_sub_modules() if isinstance(m, Predict)]
-
-    def predictors(self) -> list[Predict]:
+    def predictors(self) -> list[Any]:
         return [p for _, p in self.named_predictors()]
 
     named_parameters = named_predictors
@@ -130,7 +151,11 @@ class Module:
 
     state_dict = dump_state
 
-    def load_state(self, state: dict[str, Any], *, strict: bool = True) -> Module:
+    def load_state(self, state: dict[str, Any], *, strict: bool = True) -> IncompatibleNames:
+        """Load saved state into this program's predictors; returns what did not match (nothing when strict).
+
+        ``strict`` (the default) refuses a state whose predictors differ from the program's, naming all of them.
+        """
         if not isinstance(state, dict) or state.get("format") != ARTIFACT_FORMAT:
             raise ArtifactError("not a promptless program (its 'format' is not 'promptless.program')")
         if not isinstance(state.get("version"), int) or state["version"] > ARTIFACT_VERSION:
@@ -148,14 +173,12 @@ class Module:
         for name, predictor in mine.items():
             if name in saved:
                 predictor.load_predictor_state(saved[name], name=name)
-        return self
+        return IncompatibleNames(missing, unexpected)
 
     load_state_dict = load_state
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the program's state as JSON, atomically: a crash never leaves half a file."""
-        from promptless.atomic import write_text_atomic
-
         return write_text_atomic(path, json.dumps(self.dump_state(), indent=2, ensure_ascii=False) + "\n")
 
     def load(self, path: str | os.PathLike[str], *, strict: bool = True) -> Module:
@@ -172,9 +195,17 @@ class Module:
         except json.JSONDecodeError as error:
             raise ArtifactError(f"{path}: not valid JSON ({error.msg} at line {error.lineno}); truncated?") from None
         try:
-            return self.load_state(state, strict=strict)
+            incompatible = self.load_state(state, strict=strict)
         except ArtifactError as error:
             raise ArtifactError(f"{path}: {error}") from None
+        if incompatible.missing or incompatible.unexpected:
+            log.warning(
+                "%s: loaded without predictors %s (not in the file); ignored %s (not in the program)",
+                path,
+                incompatible.missing,
+                incompatible.unexpected,
+            )
+        return self
 
     # -- many inputs ----------------------------------------------------------------------------
     def batch(
@@ -187,23 +218,31 @@ class Module:
         """Run on many inputs in threads (settings follow), results in input order.
 
         A failing input yields None in its place; with ``return_failed_examples``
-        the call returns ``(results, failed_examples, exceptions)``.
+        the call returns ``(results, failed_examples, exceptions)``. An error no
+        further input can avoid (``promptless.errors``: fatal, or outages in a row)
+        stops the batch and is raised.
         """
+        items = list(examples)
+        guard = RunGuard()
+        outcomes: list[tuple[Any, BaseException | None]] = [(None, None)] * len(items)
 
-        def run_one(example: Example | dict[str, Any]) -> tuple[Any, BaseException | None]:
+        def run_one(index: int) -> None:
+            example = items[index]
             inputs = example.inputs() if isinstance(example, Example) and example.input_keys else dict(example)
             try:
-                return self(**inputs), None
+                result = self(**inputs)
             except Exception as error:
-                return None, error
+                outcomes[index] = (None, error)
+                guard.failed(error)  # raises what no further input can avoid: the batch stops
+                return
+            guard.succeeded()
+            outcomes[index] = (result, None)
 
-        workers = num_threads or current().num_threads
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            outcomes = list(pool.map(run_in_context(run_one), examples))
+        run_indexed(run_one, len(items), num_threads or current().num_threads)
         results = [result for result, _ in outcomes]
         if not return_failed_examples:
             return results
-        failed = [ex for ex, (_, err) in zip(examples, outcomes, strict=True) if err is not None]
+        failed = [ex for ex, (_, err) in zip(items, outcomes, strict=True) if err is not None]
         errors = [err for _, err in outcomes if err is not None]
         return results, failed, errors
 

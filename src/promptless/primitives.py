@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from promptless.lm.base import Usage
+from promptless.types import Usage
 
 
 class Example:

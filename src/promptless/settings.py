@@ -1,7 +1,12 @@
 """Settings live in one ContextVar: ``configure()`` sets them, ``context()`` overrides them in a block.
 
-There is no other global state. Threads started by the library run in a copy of
-the caller's context (see ``run_in_context``), so settings follow the work.
+This is the library's one piece of mutable global state. The other process-wide
+objects are devices, made once and shared on purpose: the default LM
+(``promptless.lm.default_lm``), each embedded model loaded by llama.cpp (one per
+file and LoRA, ``promptless.lm.llama``) and its compiled grammars, and the on-disk
+LM cache files (shared across processes through sqlite). Threads started by the
+library run in a copy of the caller's context (see ``run_in_context``), so settings
+follow the work.
 """
 
 from __future__ import annotations

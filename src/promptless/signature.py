@@ -15,7 +15,8 @@ import typing
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Literal
 
-from promptless.fieldtypes import TypeSyntaxError, parse_type, type_to_str
+from promptless.errors import SignatureError, TypeSyntaxError
+from promptless.fieldtypes import parse_type, type_to_str
 
 FieldKind = Literal["input", "output"]
 
@@ -43,10 +44,6 @@ RESERVED_NAMES = frozenset(
 )
 
 
-class SignatureError(ValueError):
-    """A signature is malformed; the message quotes it and says what is wrong."""
-
-
 @dataclass(frozen=True)
 class FieldInfo:
     """What ``InputField()``/``OutputField()`` return, before the field has a name."""
@@ -56,11 +53,13 @@ class FieldInfo:
     prefix: str | None = None
 
 
-def InputField(*, desc: str = "", prefix: str | None = None, **_ignored: Any) -> Any:  # noqa: N802
+def InputField(*, desc: str = "", prefix: str | None = None) -> Any:  # noqa: N802
+    """An input field of a class signature: ``question: str = InputField(desc="...")``."""
     return FieldInfo("input", desc, prefix)
 
 
-def OutputField(*, desc: str = "", prefix: str | None = None, **_ignored: Any) -> Any:  # noqa: N802
+def OutputField(*, desc: str = "", prefix: str | None = None) -> Any:  # noqa: N802
+    """An output field of a class signature: ``answer: int = OutputField(desc="...")``."""
     return FieldInfo("output", desc, prefix)
 
 

@@ -26,7 +26,10 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from promptless._version import __version__
 from promptless.callbacks import BaseCallback
+from promptless.cost import call_cost
+from promptless.types import Usage
 
 CONTENT_CAP = 8_000  # characters of captured content per attribute
 PROVIDERS = {"local": "llama_cpp"}  # LM name prefix -> gen_ai.provider.name, where the prefix is not the provider
@@ -42,8 +45,6 @@ class OpenTelemetryCallback(BaseCallback):
             raise ImportError(
                 "OpenTelemetryCallback needs OpenTelemetry: pip install 'promptless[otel]' (opentelemetry-sdk>=1.25)"
             ) from None
-        from promptless import __version__
-
         self._otel_context = context
         self._trace = trace
         self._tracer = trace.get_tracer("promptless", __version__, tracer_provider=tracer_provider)
@@ -125,9 +126,6 @@ class OpenTelemetryCallback(BaseCallback):
         if outputs is None:
             self._end(call_id, exception)
             return
-        from promptless.cost import call_cost
-        from promptless.lm.base import Usage
-
         model = self._lm_of(call_id) or outputs.model
         usage = Usage() if outputs.cached else outputs.usage  # a hit in promptless' cache used no tokens
         answered_by = outputs.model or model

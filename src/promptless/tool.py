@@ -13,14 +13,12 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from promptless.adapters.values import render_value
 from promptless.callbacks import with_callbacks
+from promptless.errors import ToolArgumentError
 from promptless.primitives import Prediction
 
 _NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
-
-
-class ToolArgumentError(ValueError):
-    """Arguments that do not fit a tool's schema; the message names the tool, the argument and what was received."""
 
 
 class Tool:
@@ -154,8 +152,6 @@ def _as_text(value: Any) -> str:
         return value
     if isinstance(value, Prediction):
         value = dict(value.items())
-    from promptless.adapters.values import render_value
-
     try:
         return render_value(value, field="observation")
     except TypeError:

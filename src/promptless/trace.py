@@ -8,12 +8,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from promptless.lm.base import Usage
+from promptless.cost import CostSummary, cost_summary
+from promptless.settings import context, current
+from promptless.types import Usage
 
 if TYPE_CHECKING:
-    from promptless.cost import CostSummary
-    from promptless.lm.base import Response
     from promptless.primitives import Prediction
+    from promptless.types import Response
 
 
 @dataclass
@@ -39,7 +40,7 @@ class UsageTracker:
     @property
     def total(self) -> Usage:
         total = Usage()
-        for usage in self.by_model.values():
+        for usage in self.snapshot().values():
             total = total + usage
         return total
 
@@ -55,18 +56,13 @@ class UsageTracker:
 
     def cost_summary(self) -> CostSummary:
         """The priced part of the cost, and how many calls (on which models) had no price."""
-        from promptless.cost import cost_summary
-
-        return cost_summary(self)
+        return cost_summary(self.snapshot(), self.prices)
 
 
 @contextmanager
 def track_usage() -> Iterator[UsageTracker]:
     """``with track_usage() as usage: program(...)`` then read ``usage.total``."""
-    from promptless.settings import context
-    from promptless.settings import current as current_settings
-
-    settings = current_settings()
+    settings = current()
     tracker = UsageTracker(parent=settings.usage_tracker, prices=settings.prices)  # priced as when the run began
     with context(usage_tracker=tracker):
         yield tracker

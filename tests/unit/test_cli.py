@@ -1,6 +1,6 @@
 """The promptless CLI end to end on a scripted LM: compile, eval, run, inspect, and every bad input.
 
-``promptless.cli.main.make_lm`` is replaced so each command runs on a ScriptedLM
+``promptless.cli.common.make_lm`` is replaced so each command runs on a ScriptedLM
 whose answers depend on the prompt: right (``aN`` for ``qN``) when the prompt holds
 demos, wrong without, so compiling makes a measurable, significant difference.
 """
@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 import promptless as pl
 from promptless.budget import BudgetExhausted
-from promptless.cli import main
+from promptless.cli import common, main
 from promptless.cli.data import read_records, split, to_examples
 from promptless.cli.errors import RUNTIME, USAGE, CLIError, classify
 from promptless.cli.metrics import FieldMetric
@@ -60,7 +60,7 @@ def cli(monkeypatch, tmp_path):
         asked.append((model, api_base))
         return current["lm"]
 
-    monkeypatch.setattr(main, "make_lm", make_lm)
+    monkeypatch.setattr(common, "make_lm", make_lm)
 
     def invoke(*args, lm=None, stdin=None):
         if lm is not None:

@@ -7,15 +7,18 @@ import pytest
 
 import promptless as pl
 from promptless.lm.base import Request
+from promptless.lm.retry import Backoff
 from promptless.settings import run_in_context
 from promptless.testing import ScriptedLM
 
 
-def test_transient_errors_are_retried_then_raised(monkeypatch):
-    monkeypatch.setattr("promptless.lm.base.time.sleep", lambda s: None)
-    lm = ScriptedLM([pl.LMUnavailable("503"), pl.LMRateLimited("429"), "ok"], num_retries=2)
+def test_transient_errors_are_retried_then_raised():
+    slept: list[float] = []
+    backoff = Backoff(retries=2, sleep=slept.append)
+    lm = ScriptedLM([pl.LMUnavailable("503"), pl.LMRateLimited("429"), "ok"], backoff=backoff)
     assert lm("hi") == ["ok"]
-    lm = ScriptedLM(default=pl.LMTimeout("slow"), num_retries=2)
+    assert len(slept) == 2 and all(0.3 <= s <= 1.5 for s in slept)  # 0.5 s then 1 s, ±25 % jitter
+    lm = ScriptedLM(default=pl.LMTimeout("slow"), backoff=backoff)
     with pytest.raises(pl.LMTimeout):
         lm("hi")
     assert len(lm.requests) == 3  # first try + 2 retries

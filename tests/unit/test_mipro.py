@@ -78,7 +78,7 @@ class Script:
             if tip(request) in self.bad_tips:
                 return "I think the instruction should be nicer"  # not JSON: a ParseError after the retry
             if tip(request) in self.failing_tips:
-                return pl.LMTimeout("proposer timed out")
+                return pl.LMBadRequest("proposer request rejected")  # not an outage: skipped
             return {"proposed_instruction": f"Answer the question. level={LEVELS[tip(request)]}"}
         q = question(request)
         return {"answer": f"a{q}" if q % 5 < level(request) else "wrong"}
@@ -239,10 +239,22 @@ def test_proposals_that_fail_are_skipped_counted_and_do_not_end_the_compile():
     notes = "\n".join(report.notes)
     assert "3 of 6 instruction proposals parsed" in notes
     assert notes.count("proposer call failed and was skipped") == 4  # three proposals and the summary
-    assert "ParseError" in notes and "LMTimeout" in notes
+    assert "ParseError" in notes and "LMBadRequest" in notes
     assert "self: 4 instruction candidates: [0] the original; [1] 'Answer the question. level=" in notes
     assert all("Dataset summary: (no summary)" in r.messages[1]["content"] for r in proposals)
     assert max(e["params"]["0_predictor_instruction"] for e in program.trial_logs) <= 3
+
+
+def test_a_proposer_that_keeps_timing_out_ends_the_compile():
+    """A timeout that outlived the LM's retries is an outage: skipping it would compile on a hanging server."""
+    script = Script()
+
+    def hanging(request):
+        return pl.LMTimeout("proposer timed out") if kind(request) == "propose" else script(request)
+
+    lm = ScriptedLM(hanging)
+    with pytest.raises(pl.LMTimeout, match="proposer timed out"):
+        compile_with(lm, mipro())
 
 
 def test_duplicate_proposals_are_dropped_from_the_search_space():

@@ -18,6 +18,7 @@ from promptless.lm.errors import (
     LMUnavailable,
 )
 from promptless.lm.openai import OpenAIBackend
+from promptless.lm.retry import Backoff
 
 SCHEMA = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
 CHAT = ({"role": "user", "content": "x"},)
@@ -261,15 +262,15 @@ def test_transport_failures_and_malformed_replies_are_typed():
             backend(lambda r, reply=reply: httpx.Response(200, json=reply))[0].complete(Request(prompt="x"))
 
 
-def test_lm_retries_5xx_but_not_401(monkeypatch):
-    monkeypatch.setattr("promptless.lm.base.time.sleep", lambda s: None)
+def test_lm_retries_5xx_but_not_401():
+    no_wait = Backoff(retries=2, sleep=lambda s: None)
     b, seen = backend(lambda r: httpx.Response(503, text="busy"))
-    lm = LM(model="openai/x", api_base="http://server/v1", backend=b, cache=False, num_retries=2)
+    lm = LM(model="openai/x", api_base="http://server/v1", backend=b, cache=False, backoff=no_wait)
     with pytest.raises(LMUnavailable, match="503"):
         lm("x")
     assert len(seen) == 3
     b, seen = backend(lambda r: httpx.Response(401, text="no"))
-    lm = LM(model="openai/x", api_base="http://server/v1", backend=b, cache=False, num_retries=2)
+    lm = LM(model="openai/x", api_base="http://server/v1", backend=b, cache=False, backoff=no_wait)
     with pytest.raises(LMAuthError):
         lm("x")
     assert len(seen) == 1

@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from promptless.adapters.schema import DEFAULT_TEXT_CAP
+from promptless.adapters.tracker import FieldTracker
 from promptless.adapters.values import render_value
 from promptless.fieldtypes import literal_values
-from promptless.lm.base import Request
 from promptless.signature import Field, Signature
+from promptless.types import Request
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,10 @@ class Adapter:
     def format_retry(self, request: Request, raw: str, error: Exception) -> Request:
         """A follow-up request that shows the model why its last answer could not be read."""
         raise NotImplementedError
+
+    def field_tracker(self, signature: Signature) -> FieldTracker:
+        """What reads this adapter's output field by field while it streams: a JSON object, by default."""
+        return FieldTracker(signature, lines=False)
 
 
 def field_hint(field: Field) -> str:

@@ -16,8 +16,8 @@ from promptless.adapters.base import Adapter, demo_is_usable, field_spec, render
 from promptless.adapters.parsing import parse_json_object
 from promptless.adapters.schema import output_json_schema
 from promptless.adapters.values import to_jsonable
-from promptless.lm.base import Request
 from promptless.signature import Signature
+from promptless.types import Request
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ from typing import Any
 from promptless.adapters.base import Adapter, demo_is_usable, field_hint, render_fields
 from promptless.adapters.parsing import parse_lines
 from promptless.adapters.schema import output_line_grammar
-from promptless.lm.base import Request
+from promptless.adapters.tracker import FieldTracker
 from promptless.signature import Field, Signature
+from promptless.types import Request
 
 SEPARATOR = "\n\n---\n\n"
 
@@ -59,6 +60,10 @@ class CompletionAdapter(Adapter):
 
     def parse(self, signature: Signature, text: str) -> dict[str, Any]:
         return parse_lines(signature, text, first_label_in_prompt=True)
+
+    def field_tracker(self, signature: Signature) -> FieldTracker:
+        """``Label: value`` lines; the prompt ends with the first label."""
+        return FieldTracker(signature, lines=True)
 
     def format_retry(self, request: Request, raw: str, error: Exception) -> Request:
         # A base model cannot be told about its mistake; resample instead of repeating it.

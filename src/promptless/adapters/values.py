@@ -10,21 +10,8 @@ import json
 import re
 from typing import Any
 
+from promptless.errors import ParseError
 from promptless.fieldtypes import literal_values
-
-
-class ParseError(ValueError):
-    """The LM's text could not be read as the signature's outputs.
-
-    ``field`` names the field that failed (None when nothing was readable) and
-    ``raw`` keeps the text exactly as the LM returned it.
-    """
-
-    def __init__(self, message: str, *, raw: str, field: str | None = None) -> None:
-        super().__init__(f"{message} (raw output: {raw[:300]!r})")
-        self.raw = raw
-        self.field = field
-        self.reason = message
 
 
 def to_jsonable(value: Any, *, field: str = "value") -> Any:

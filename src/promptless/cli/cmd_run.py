@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TextIO
 import typer
 
 from promptless.cli.errors import RUNTIME, CLIError, reports_errors
+from promptless.errors import cannot_recover
 
 if TYPE_CHECKING:
     from promptless.module import Module
@@ -73,7 +74,6 @@ def run_lines(program: Module, task: Signature, source: str, out: TextIO) -> tup
     """
     from promptless.cli.common import require_inputs
     from promptless.cli.data import parse_jsonl_line, read_text
-    from promptless.optimizers.base import FATAL_ERRORS
 
     lines = sys.stdin if source == "-" else read_text(Path(source)).splitlines()
     failed = total = 0
@@ -86,11 +86,11 @@ def run_lines(program: Module, task: Signature, source: str, out: TextIO) -> tup
             values = {name: record[name] for name in task.input_fields if name in record}
             require_inputs(values, task, f"line {number}")
             result = outputs_of(program(**values))
-        except FATAL_ERRORS:
-            raise
         except CLIError as error:
             failed, result = failed + 1, {"error": str(error)}
         except Exception as error:
+            if cannot_recover(error):
+                raise
             failed, result = failed + 1, {"error": f"{type(error).__name__}: {error}"}
         out.write(json.dumps(result, ensure_ascii=False) + "\n")
         out.flush()

@@ -15,15 +15,20 @@ if TYPE_CHECKING:
     from promptless.signature import Signature
 
 
+def make_lm(model: str, *, api_base: str | None = None) -> LM:
+    """The LM a command runs on, from ``--lm`` (and ``--api-base``). Tests monkeypatch this function."""
+    from promptless.lm import LM  # lazy: the LM pulls in the library; --help does not need it
+
+    return LM(model, api_base=api_base)
+
+
 def build_lm(model: str, api_base: str | None = None) -> LM:
-    """The LM named by ``--lm``, through the ``promptless.cli.main.make_lm`` hook (tests replace it).
+    """The LM named by ``--lm``, through the ``make_lm`` hook above (tests replace it).
 
     An unknown provider or local model name fails here, before any data is read or model loaded.
     """
-    from promptless.cli import main
-
     with usage_errors("--lm"):
-        lm = main.make_lm(model, api_base=api_base)
+        lm = make_lm(model, api_base=api_base)
         lm.model_type  # noqa: B018 - resolving it checks the name against the registry / provider list
     return lm
 
@@ -44,7 +49,7 @@ def program_lm(loaded: LoadedProgram, lm_option: str | None, api_base: str | Non
 
     Without either, the embedded default model.
     """
-    from promptless.lm import DEFAULT_MODEL
+    from promptless.types import DEFAULT_MODEL  # lazy: CLI start-up
 
     if lm_option:
         lm = build_lm(lm_option, api_base)

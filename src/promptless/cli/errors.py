@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from promptless.errors import BudgetExhausted, LMError, PromptlessError, TooManyErrors
+
 log = logging.getLogger("promptless.cli")
 
 USAGE = 2  # the input is wrong: fix the command line or the file
@@ -24,12 +26,12 @@ DEBUG_ENV = "PROMPTLESS_DEBUG"  # set to 1 to get the traceback of an unexpected
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class CLIError(Exception):
+class CLIError(PromptlessError):
     """A failure the CLI reports as one line; ``code`` is the process exit code."""
 
     def __init__(self, message: str, code: int = USAGE) -> None:
         super().__init__(message)
-        self.code = code
+        self.code = self.exit_code = code
 
 
 class DataError(CLIError):
@@ -52,28 +54,25 @@ def classify(error: BaseException) -> CLIError:
     """The one-line report and exit code for an exception that reached a command's edge."""
     if isinstance(error, CLIError):
         return error
-    from promptless.budget import BudgetExhausted
-    from promptless.evaluate.evaluate import TooManyErrors
-    from promptless.lm.errors import LMError
-    from promptless.lm.models import ModelNotInstalled
-    from promptless.module import ArtifactError
-    from promptless.optimizers.bootstrap import TooManyErrors as TooManyBootstrapErrors
-    from promptless.optimizers.checkpoint import CheckpointMismatch
-
-    if isinstance(error, (ArtifactError, CheckpointMismatch)):
-        return CLIError(_text(error), USAGE)
-    if isinstance(error, (TooManyErrors, TooManyBootstrapErrors)):
-        cause = f"; last: {_text(error.__cause__)}" if error.__cause__ is not None else ""
-        return CLIError(f"{_text(error)}{cause}", RUNTIME)
-    if isinstance(error, BudgetExhausted):
-        return CLIError(f"{_text(error)}; raise --budget to let the run finish", RUNTIME)
-    if isinstance(error, (LMError, ModelNotInstalled)):
-        return CLIError(f"{type(error).__name__}: {_text(error)}", RUNTIME)
+    if isinstance(error, PromptlessError):
+        return _from_tree(error)
     if isinstance(error, ImportError):
         return CLIError(f"a package is missing: {_text(error)}", RUNTIME)
     if isinstance(error, OSError):
         return CLIError(f"{error.strerror or _text(error)}: {error.filename}" if error.filename else _text(error))
     return CLIError(f"unexpected {type(error).__name__}: {_text(error)} (set {DEBUG_ENV}=1 for the traceback)", RUNTIME)
+
+
+def _from_tree(error: PromptlessError) -> CLIError:
+    """An error of promptless' own tree: its class says the exit code; the message gets a hint where one helps."""
+    if isinstance(error, BudgetExhausted):
+        return CLIError(f"{_text(error)}; raise --budget to let the run finish", error.exit_code)
+    if isinstance(error, TooManyErrors):
+        cause = f"; last: {_text(error.__cause__)}" if error.__cause__ is not None else ""
+        return CLIError(f"{_text(error)}{cause}", error.exit_code)
+    if isinstance(error, LMError):
+        return CLIError(f"{type(error).__name__}: {_text(error)}", error.exit_code)
+    return CLIError(_text(error), error.exit_code)
 
 
 def reports_errors(command: F) -> F:

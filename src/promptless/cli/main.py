@@ -1,24 +1,22 @@
 """The ``promptless`` command: compile, eval, run and inspect programs from the shell.
 
-``make_lm`` is the one place a command gets its LM; tests replace it (monkeypatch)
-to run every command on a ``ScriptedLM``. Heavy imports happen inside the commands,
-so ``promptless --help`` starts fast.
+This file only wires the commands. ``promptless.cli.common.make_lm`` is the one place a
+command gets its LM (tests replace it). Heavy imports happen inside the commands, so
+``promptless --help`` starts fast.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
+from promptless._version import __version__
 from promptless.cli.cmd_compile import compile_command
 from promptless.cli.cmd_eval import eval_command
 from promptless.cli.cmd_inspect import inspect_command
 from promptless.cli.cmd_run import run_command
-
-if TYPE_CHECKING:
-    from promptless.lm.base import LM
 
 app = typer.Typer(
     name="promptless",
@@ -33,17 +31,8 @@ app.command("run")(run_command)
 app.command("inspect")(inspect_command)
 
 
-def make_lm(model: str, *, api_base: str | None = None) -> LM:
-    """The LM a command runs on, from ``--lm`` (and ``--api-base``). Tests monkeypatch this function."""
-    from promptless.lm.base import LM
-
-    return LM(model, api_base=api_base)
-
-
 def _version(value: bool) -> None:
     if value:
-        from promptless import __version__
-
         typer.echo(f"promptless {__version__}")
         raise typer.Exit()
 

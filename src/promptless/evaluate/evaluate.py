@@ -12,29 +12,23 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from promptless.budget import BudgetExhausted
 from promptless.callbacks import with_callbacks
+from promptless.errors import RunGuard, TooManyErrors
 from promptless.evaluate.feedback import split_score
 from promptless.evaluate.stats import bootstrap_ci
-from promptless.lm.errors import LMAuthError, LMNotFound, LMUnavailable
-from promptless.lm.models import ModelNotInstalled
+from promptless.executor import run_indexed
 from promptless.primitives import Example, Prediction
-from promptless.settings import current, run_in_context
+from promptless.settings import current
 from promptless.trace import UsageTracker, track_usage
+
+__all__ = ["Evaluate", "EvaluationResult", "TooManyErrors"]
 
 log = logging.getLogger("promptless.evaluate")
 
 Metric = Callable[..., Any]
-FATAL_ERRORS = (LMAuthError, LMNotFound, ModelNotInstalled, BudgetExhausted)
-UNAVAILABLE_IN_A_ROW = 3
-
-
-class TooManyErrors(RuntimeError):
-    """More examples failed than ``max_errors`` allows; the last error is the cause."""
 
 
 @dataclass
@@ -80,7 +74,6 @@ class Evaluate:
         display_progress: bool = False,
         max_errors: int | None = None,
         failure_score: float = 0.0,
-        **_ignored: Any,
     ) -> None:
         self.devset = list(devset)
         self.metric = metric
@@ -130,7 +123,7 @@ class _Run:
         self.results: list[Any] = [(ex, None, failure) for ex in examples]
         self.error_details: dict[int, str] = {}
         self.fatal: BaseException | None = None
-        self.unavailable_in_a_row = 0
+        self.guard = RunGuard()
         self.done = 0
         self.total_score = 0.0
         self.lock = threading.Lock()
@@ -143,29 +136,27 @@ class _Run:
         try:
             prediction = self.program(**example.inputs())
             score = split_score(self.metric(example, prediction, None))[0]
-        except FATAL_ERRORS as error:
-            with self.lock:
-                self._stop_with(error)
-            return
         except Exception as error:
             self._record_error(index, error)
             return
         with self.lock:
             self.results[index] = (example, prediction, score)
-            self.unavailable_in_a_row = 0
+            self.guard.succeeded()
             self.done += 1
             self.total_score += score
 
     def _record_error(self, index: int, error: Exception) -> None:
         log.debug("example %d failed: %r", index, error)
         with self.lock:
+            try:
+                self.guard.failed(error)
+            except Exception:  # fatal, or an outage in a row: the run stops with this error
+                self._stop_with(error)
+                return
             self.error_details[index] = f"{type(error).__name__}: {error}"
             self.done += 1
             self.total_score += self.failure
-            self.unavailable_in_a_row = self.unavailable_in_a_row + 1 if isinstance(error, LMUnavailable) else 0
-            if self.unavailable_in_a_row >= UNAVAILABLE_IN_A_ROW:
-                self._stop_with(error)
-            elif self.max_errors is not None and len(self.error_details) > self.max_errors:
+            if self.max_errors is not None and len(self.error_details) > self.max_errors:
                 message = f"{len(self.error_details)} examples failed (max_errors={self.max_errors}); last: {error!r}"
                 self._stop_with(TooManyErrors(message), cause=error)
 
@@ -178,22 +169,17 @@ class _Run:
 
     def execute(self, num_threads: int, display_progress: bool) -> None:
         progress = _progress(len(self.examples)) if display_progress else None
-        with ThreadPoolExecutor(max_workers=max(1, num_threads)) as pool:
-            pending: set[Future[None]] = {pool.submit(run_in_context(self.one), i) for i in range(len(self.examples))}
-            try:
-                while pending and not self.stop.is_set():
-                    finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        future.result()  # only a bug in this module (or a BaseException) gets here
-                    if progress is not None:
-                        progress.update(self.done, self.total_score, len(self.error_details))
-            finally:
-                # Also on Ctrl-C: don't let the pool's exit wait for the whole dev set.
-                self.stop.set()
-                for future in pending:
-                    future.cancel()
-                if progress is not None:
-                    progress.close()
+
+        def tick() -> None:
+            if progress is not None:
+                progress.update(self.done, self.total_score, len(self.error_details))
+
+        try:
+            run_indexed(self.one, len(self.examples), num_threads, stop=self.stop, on_tick=tick)
+        finally:
+            if progress is not None:
+                tick()
+                progress.close()
         if self.fatal is not None:
             raise self.fatal
 

@@ -22,10 +22,10 @@ import numbers
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from promptless.adapters.values import ParseError
+from promptless.errors import JudgeFieldError, ParseError
 from promptless.evaluate.feedback import ScoreWithFeedback
 from promptless.fieldtypes import literal_values
-from promptless.lm.base import LM
+from promptless.lm import LM
 from promptless.module import Module
 from promptless.modules.predict import Predict
 from promptless.primitives import Prediction
@@ -38,10 +38,6 @@ PASSING_VERDICTS = frozenset({"correct", "yes", "true", "pass", "right", "good",
 KEY_IDEAS_REASONING = "briefly: the key ideas of each response, and whether each is present in the other"
 METRIC_KEYWORDS = frozenset({"example", "gold", "prediction", "pred", "trace", "pred_name", "pred_trace"})
 METRIC_ALIASES = {"gold": "example", "pred": "prediction"}  # the names GEPA's feedback metrics use
-
-
-class JudgeFieldError(ValueError):
-    """The example or prediction lacks a field the judge reads; the message names it and the keys present."""
 
 
 class UnitFloat(float):

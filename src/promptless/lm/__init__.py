@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from promptless.lm.base import LM, Request, Response, Usage
-from promptless.lm.errors import (
+from promptless.errors import (
     LMAuthError,
     LMBadRequest,
     LMContextOverflow,
@@ -15,8 +14,9 @@ from promptless.lm.errors import (
     LMTimeout,
     LMUnavailable,
 )
-
-DEFAULT_MODEL = "local/gemma-3-270m"
+from promptless.lm.base import LM
+from promptless.settings import current
+from promptless.types import DEFAULT_MODEL, Request, Response, Usage
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -39,12 +39,10 @@ __all__ = [
 
 @functools.lru_cache(maxsize=1)
 def default_lm() -> LM:
-    """The embedded Gemma-3-270M, used when nothing is configured; one per process."""
+    """The embedded Gemma-3-270M, used when nothing is configured; one per process (a process-wide device)."""
     return LM(DEFAULT_MODEL)
 
 
 def resolve_lm(lm: LM | None = None) -> LM:
     """The LM to use: the one given, else the configured one, else the embedded default."""
-    from promptless.settings import current
-
     return lm or current().lm or default_lm()

@@ -1,116 +1,43 @@
 """The one seam to every backend: ``LM(request) -> Response``.
 
-Backends implement a single method, ``complete(request) -> Response``. Everything
-that must behave the same for all of them (cache, retries with backoff, history,
-usage accounting) wraps that method once, here.
+Backends implement a single method, ``complete(request) -> Response`` (the
+``Backend`` protocol); a backend that can also stream or be awaited says so by
+implementing ``StreamingBackend`` or ``AsyncBackend``. Everything that must behave
+the same for all of them (cache, budget, retries with backoff, history, usage)
+wraps that method once, here: one pipeline, where sync, async and streaming calls
+differ only in the innermost call.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import itertools
 import logging
-import random
 import threading
 import time
 from collections import deque
-from collections.abc import Generator, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Protocol
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 from promptless.callbacks import with_callbacks
-from promptless.lm.errors import LMError
+from promptless.errors import LMError
+from promptless.lm.cache import Cache
+from promptless.lm.llama import LlamaBackend
+from promptless.lm.models import get_model_info
+from promptless.lm.openai import OpenAIBackend
+from promptless.lm.retry import Backoff
+from promptless.settings import current
+from promptless.types import HistoryEntry, ModelType, Request, Response, Usage
+
+__all__ = ["LM", "AsyncBackend", "Backend", "HistoryEntry", "ModelType", "Request", "Response", "StreamingBackend"]
+__all__ += ["Usage", "history_entry"]
 
 log = logging.getLogger("promptless.lm")
 
-ModelType = Literal["chat", "completion"]
 
-
-@dataclass(frozen=True)
-class Request:
-    """What one LM call asks for: chat ``messages`` or a completion ``prompt``.
-
-    ``schema`` is the JSON schema the output must follow (servers get it as
-    ``response_format``); ``grammar`` is a GBNF grammar for backends that take one
-    (llama.cpp), used in preference to the schema. ``rollout_id`` only changes the
-    cache key, so a resample at temperature > 0 is not answered from the cache.
-    """
-
-    messages: tuple[dict[str, str], ...] | None = None
-    prompt: str | None = None
-    temperature: float = 0.0
-    max_tokens: int = 512
-    n: int = 1
-    stop: tuple[str, ...] = ()
-    seed: int | None = None
-    schema: dict[str, Any] | None = None
-    grammar: str | None = None
-    rollout_id: int | None = None
-
-    def __post_init__(self) -> None:
-        if (self.messages is None) == (self.prompt is None):
-            raise ValueError("Request needs exactly one of `messages` or `prompt`")
-        if self.n < 1:
-            raise ValueError(f"Request.n must be >= 1, got {self.n!r}")
-
-    def cache_key(self, model_id: str) -> str:
-        """Stable digest of everything that changes the answer (never secrets)."""
-        payload = json.dumps([model_id, vars(self)], sort_keys=True, default=str)
-        return hashlib.sha256(payload.encode()).hexdigest()
-
-    @property
-    def text(self) -> str:
-        """The prompt as one string, for display and token counting."""
-        if self.prompt is not None:
-            return self.prompt
-        return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in self.messages or ())
-
-
-@dataclass
-class Usage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    calls: int = 0
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            self.prompt_tokens + other.prompt_tokens,
-            self.completion_tokens + other.completion_tokens,
-            self.cached_tokens + other.cached_tokens,
-            self.calls + other.calls,
-        )
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-
-@dataclass
-class Response:
-    """What came back: one text per requested completion, plus accounting."""
-
-    texts: list[str]
-    usage: Usage = field(default_factory=Usage)
-    finish_reasons: list[str] = field(default_factory=list)
-    latency_s: float = 0.0
-    model: str = ""
-    cached: bool = False
-
-    @property
-    def text(self) -> str:
-        return self.texts[0]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Response:
-        data = dict(data)
-        data["usage"] = Usage(**data.get("usage", {}))
-        return cls(**data)
-
-
+@runtime_checkable
 class Backend(Protocol):
     """A way to run a request. Raise a subclass of ``LMError`` on failure."""
 
@@ -119,17 +46,18 @@ class Backend(Protocol):
     def complete(self, request: Request) -> Response: ...
 
 
-@dataclass
-class HistoryEntry:
-    request: Request
-    response: Response
-    model: str
-    timestamp: float
-    # Filled by Predict after parsing, for inspect_history (None for a call made outside Predict):
-    signature: str | None = None
-    demos: list[Any] | None = None
-    inputs: dict[str, Any] | None = None
-    outputs: list[dict[str, Any]] | None = None  # the parsed fields of each completion
+@runtime_checkable
+class StreamingBackend(Backend, Protocol):
+    """A backend that yields text pieces as they are decoded and returns the whole Response."""
+
+    def stream(self, request: Request) -> Generator[str, None, Response]: ...
+
+
+@runtime_checkable
+class AsyncBackend(Backend, Protocol):
+    """A backend with a native coroutine (HTTP); others are awaited in a worker thread."""
+
+    async def acomplete(self, request: Request) -> Response: ...
 
 
 class LM:
@@ -138,7 +66,8 @@ class LM:
     ``model`` picks the backend by prefix: ``local/`` runs in-process through
     llama.cpp, ``openai/`` (or any name with ``api_base=``) speaks the
     OpenAI-compatible HTTP API. Defaults for sampling (``temperature``,
-    ``max_tokens``) apply where a request does not override them.
+    ``max_tokens``) apply where a request does not override them. ``lora=`` names a
+    LoRA adapter file (GGUF) for an embedded model; the cache keeps its answers apart.
     """
 
     def __init__(
@@ -156,16 +85,21 @@ class LM:
         history_size: int = 200,
         backend: Backend | None = None,
         callbacks: Sequence[Any] = (),
+        lora: str | Path | None = None,
+        backoff: Backoff | None = None,
         **backend_kwargs: Any,
     ) -> None:
         if not isinstance(model, str) or not model.strip():
             raise ValueError(f"LM(model=) needs a model name such as 'local/gemma-3-270m', got {model!r}")
+        if lora is not None and not model.startswith("local/"):
+            raise ValueError(f"LM(lora=) needs an embedded model ('local/...'), got model={model!r}")
         self.model = model
         self.api_base = api_base
         self.temperature = temperature
         self.max_tokens = max_tokens
-        self.num_retries = num_retries
         self.timeout = timeout
+        self.lora = str(lora) if lora is not None else None
+        self.backoff = backoff or Backoff(retries=num_retries)
         self.history: deque[HistoryEntry] = deque(maxlen=history_size)
         self._api_key = api_key
         self._backend_kwargs = backend_kwargs
@@ -173,7 +107,16 @@ class LM:
         self._backend_lock = threading.Lock()
         self._model_type = model_type
         self._cache = _make_cache(cache)
+        self._cache_id: str | None = None
         self.callbacks = tuple(callbacks)  # told of this LM's calls only, after those in force
+
+    @property
+    def num_retries(self) -> int:
+        return self.backoff.retries
+
+    @num_retries.setter
+    def num_retries(self, value: int) -> None:
+        self.backoff = Backoff(value, self.backoff.base, self.backoff.cap, self.backoff.sleep, self.backoff.asleep)
 
     # -- backend -----------------------------------------------------------------
     @property
@@ -187,12 +130,9 @@ class LM:
 
     def _build_backend(self) -> Backend:
         if self.model.startswith("local/"):
-            from promptless.lm.llama import LlamaBackend
-
-            return LlamaBackend(self.model.removeprefix("local/"), **self._backend_kwargs)
+            extra = {"lora": self.lora} if self.lora else {}
+            return LlamaBackend(self.model.removeprefix("local/"), **extra, **self._backend_kwargs)
         if self.model.startswith("openai/") or self.api_base:
-            from promptless.lm.openai import OpenAIBackend
-
             return OpenAIBackend(
                 self.model.split("/", 1)[1] if "/" in self.model else self.model,
                 api_base=self.api_base,
@@ -212,10 +152,20 @@ class LM:
         if self._model_type is not None:
             return self._model_type
         if self.model.startswith("local/"):
-            from promptless.lm.models import get_model_info
-
             return get_model_info(self.model.removeprefix("local/")).model_type
         return self.backend.model_type
+
+    @property
+    def cache_id(self) -> str:
+        """What the cache keys this LM's answers by: the model, the endpoint (no credentials), the LoRA file."""
+        if self._cache_id is None:
+            parts = [self.model]
+            if self.api_base:
+                parts.append("@" + endpoint_identity(self.api_base))
+            if self.lora:
+                parts.append("+lora:" + _file_digest(self.lora))
+            self._cache_id = "".join(parts)
+        return self._cache_id
 
     # -- calling -------------------------------------------------------------------
     def __call__(
@@ -243,15 +193,38 @@ class LM:
     @with_callbacks("lm")
     def complete(self, request: Request) -> Response:
         """Answer from the cache, or run the backend with retries; record history."""
-        key = request.cache_key(self.model) if self._cache is not None else None
-        response = self._cache_get(key)
+        key, response = self._lookup(request)
         if response is None:
             budget = _charge_budget()
-            response = self._call_with_retries(request)
-            _spend(budget, response)
-            self._cache_put(key, response)
-        self._record(request, response)
-        return response
+            for attempt in itertools.count():
+                started = time.perf_counter()
+                try:
+                    response = self.backend.complete(request)
+                    break
+                except LMError as error:
+                    self.backoff.sleep(self._retry_delay(error, attempt))
+            response = self._store(key, response, started, budget)
+        return self._record(request, response)
+
+    @with_callbacks("lm")
+    async def acomplete(self, request: Request) -> Response:
+        """``complete`` for an event loop: HTTP backends are awaited, in-process ones run in a worker thread."""
+        key, response = self._lookup(request)
+        if response is None:
+            budget = _charge_budget()
+            backend = self.backend
+            call: Callable[[Request], Awaitable[Response]] = (
+                backend.acomplete if isinstance(backend, AsyncBackend) else _in_thread(backend.complete)
+            )
+            for attempt in itertools.count():
+                started = time.perf_counter()
+                try:
+                    response = await call(request)
+                    break
+                except LMError as error:
+                    await self.backoff.asleep(self._retry_delay(error, attempt))
+            response = self._store(key, response, started, budget)
+        return self._record(request, response)
 
     @with_callbacks("lm")
     def stream(self, request: Request) -> Generator[str, None, Response]:
@@ -263,29 +236,20 @@ class LM:
         """
         if request.n != 1:
             raise ValueError(f"streaming needs n=1, got n={request.n}")
-        key = request.cache_key(self.model) if self._cache is not None else None
-        response = self._cache_get(key)
-        if response is None:
-            budget = _charge_budget()
-            response = yield from self._stream_with_retries(request)
-            _spend(budget, response)
-            self._cache_put(key, response)
-        else:
+        key, response = self._lookup(request)
+        if response is not None:
             yield response.text
-        self._record(request, response)
-        return response
-
-    def _stream_with_retries(self, request: Request) -> Generator[str, None, Response]:
-        backend_stream = getattr(self.backend, "stream", None)
-        if backend_stream is None:
-            response = self._call_with_retries(request)
-            yield response.text
-            return response
-        attempt = 0
-        while True:
+            return self._record(request, response)
+        budget = _charge_budget()
+        backend = self.backend
+        for attempt in itertools.count():
             started, yielded = time.perf_counter(), False
             try:
-                pieces = backend_stream(request)
+                if not isinstance(backend, StreamingBackend):
+                    response = backend.complete(request)
+                    yield response.text
+                    break
+                pieces = backend.stream(request)
                 while True:
                     try:
                         piece = next(pieces)
@@ -294,96 +258,54 @@ class LM:
                         break
                     yielded = True
                     yield piece
+                break
             except LMError as error:
-                if yielded or not error.transient or attempt >= self.num_retries:
+                if yielded:
                     raise
-                time.sleep(min(8.0, 0.5 * 2**attempt) * (0.75 + random.random() / 2))
-                attempt += 1
-                continue
-            response.latency_s = response.latency_s or time.perf_counter() - started
-            response.model = response.model or self.model
-            return response
+                self.backoff.sleep(self._retry_delay(error, attempt))
+        response = self._store(key, response, started, budget)
+        return self._record(request, response)
 
-    @with_callbacks("lm")
-    async def acomplete(self, request: Request) -> Response:
-        """``complete`` for an event loop: HTTP backends are awaited, in-process ones run in a worker thread."""
-        key = request.cache_key(self.model) if self._cache is not None else None
-        response = self._cache_get(key)
-        if response is None:
-            budget = _charge_budget()
-            response = await self._acall_with_retries(request)
-            _spend(budget, response)
-            self._cache_put(key, response)
-        self._record(request, response)
+    # -- the pipeline's shared steps ------------------------------------------------
+    def _lookup(self, request: Request) -> tuple[str | None, Response | None]:
+        """The cache key for this request (None without a cache) and the cached Response, if any."""
+        if self._cache is None:
+            return None, None
+        key = request.cache_key(self.cache_id)
+        hit = self._cache.get(key)
+        if hit is None:
+            return key, None
+        response = Response.from_dict(hit)
+        response.cached = True
+        return key, response
+
+    def _retry_delay(self, error: LMError, attempt: int) -> float:
+        """Seconds to wait before retrying ``error``; raises it when it must not be retried."""
+        delay = self.backoff.delay(error, attempt)
+        if delay is None:
+            raise error
+        log.warning("%s: %s; retry %d/%d in %.1fs", self.model, error, attempt + 1, self.backoff.retries, delay)
+        return delay
+
+    def _store(self, key: str | None, response: Response, started: float, budget: Any) -> Response:
+        """Stamp a fresh Response, charge its tokens to the budget and cache it."""
+        response.latency_s = response.latency_s or time.perf_counter() - started
+        response.model = response.model or self.model
+        if budget is not None:
+            budget.spend(response)
+        if key is not None:
+            self._cache.put(key, response.to_dict())
         return response
 
-    async def _acall_with_retries(self, request: Request) -> Response:
-        import asyncio
-
-        backend = self.backend
-        native = getattr(backend, "acomplete", None)
-        attempt = 0
-        while True:
-            started = time.perf_counter()
-            try:
-                if native is not None:
-                    response = await native(request)
-                else:
-                    response = await asyncio.to_thread(backend.complete, request)
-            except LMError as error:
-                if not error.transient or attempt >= self.num_retries:
-                    raise
-                delay = min(8.0, 0.5 * 2**attempt) * (0.75 + random.random() / 2)
-                log.warning("%s: %s; retry %d/%d in %.1fs", self.model, error, attempt + 1, self.num_retries, delay)
-                await asyncio.sleep(delay)
-                attempt += 1
-                continue
-            response.latency_s = response.latency_s or time.perf_counter() - started
-            response.model = response.model or self.model
-            return response
-
-    def _record(self, request: Request, response: Response) -> None:
+    def _record(self, request: Request, response: Response) -> Response:
         """History and usage: once per call, whichever way the call was made."""
-        from promptless.settings import current
-
         entry = HistoryEntry(request, response, self.model, time.time())
         self.history.append(entry)
-        response._history_entry = entry  # type: ignore[attr-defined]  # not a field: never cached or compared
+        response.history = entry
         tracker = current().usage_tracker
         if tracker is not None:
             tracker.add(self.model, response)
-
-    def _cache_get(self, key: str | None) -> Response | None:
-        if key is None:
-            return None
-        hit = self._cache.get(key)
-        if hit is None:
-            return None
-        response = Response.from_dict(hit)
-        response.cached = True
         return response
-
-    def _cache_put(self, key: str | None, response: Response) -> None:
-        if key is not None:
-            self._cache.put(key, response.to_dict())
-
-    def _call_with_retries(self, request: Request) -> Response:
-        attempt = 0
-        while True:
-            started = time.perf_counter()
-            try:
-                response = self.backend.complete(request)
-            except LMError as error:
-                if not error.transient or attempt >= self.num_retries:
-                    raise
-                delay = min(8.0, 0.5 * 2**attempt) * (0.75 + random.random() / 2)
-                log.warning("%s: %s; retry %d/%d in %.1fs", self.model, error, attempt + 1, self.num_retries, delay)
-                time.sleep(delay)
-                attempt += 1
-                continue
-            response.latency_s = response.latency_s or time.perf_counter() - started
-            response.model = response.model or self.model
-            return response
 
     # -- conveniences ----------------------------------------------------------------
     def copy(self, **changes: Any) -> LM:
@@ -395,13 +317,17 @@ class LM:
             if not hasattr(clone, name):
                 raise TypeError(f"LM.copy() got an unknown setting {name!r}")
             setattr(clone, name, value)
+        if changes.keys() & {"model", "api_base", "lora"}:
+            clone._cache_id = None
         return clone
 
     def settings(self) -> dict[str, Any]:
-        """What a saved program records about its LM: never the API key."""
-        out = {"model": self.model, "temperature": self.temperature, "max_tokens": self.max_tokens}
+        """What a saved program records about its LM: a description, never the API key."""
+        out: dict[str, Any] = {"model": self.model, "temperature": self.temperature, "max_tokens": self.max_tokens}
         if self.api_base:
             out["api_base"] = self.api_base
+        if self.lora:
+            out["lora"] = self.lora
         return out
 
     def __deepcopy__(self, memo: dict) -> LM:
@@ -413,28 +339,47 @@ class LM:
 
 def history_entry(response: Response) -> HistoryEntry | None:
     """The history entry this call recorded (for Predict to annotate), or None for a response never recorded."""
-    return getattr(response, "_history_entry", None)
+    return response.history
+
+
+def endpoint_identity(api_base: str) -> str:
+    """``scheme://host:port/path`` of an endpoint, without user, password, query or fragment."""
+    parts = urlsplit(api_base)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path.rstrip('/')}"
+
+
+def _file_digest(path: str) -> str:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return f"missing:{path}"  # the backend raises a clear error when it tries to load it
+    return digest.hexdigest()[:16]
+
+
+def _in_thread(call: Callable[[Request], Response]) -> Callable[[Request], Awaitable[Response]]:
+    async def run(request: Request) -> Response:
+        import asyncio  # lazy: asyncio costs ~35 ms of import time; only async callers pay it
+
+        return await asyncio.to_thread(call, request)
+
+    return run
 
 
 def _charge_budget() -> Any:
     """Reserve a call on the budget in force (if any) before a backend is asked."""
-    from promptless.settings import current
-
     budget = current().budget
     if budget is not None:
         budget.charge_call()
     return budget
 
 
-def _spend(budget: Any, response: Response) -> None:
-    if budget is not None:
-        budget.spend(response)
-
-
 def _make_cache(cache: bool | Any) -> Any:
     if cache is True:
-        from promptless.lm.cache import Cache
-
         return Cache()
     if cache is False or cache is None:
         return None

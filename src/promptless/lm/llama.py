@@ -11,6 +11,7 @@ logits buffer.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import threading
@@ -18,9 +19,9 @@ import time
 from collections.abc import Generator
 from typing import Any
 
-from promptless.lm.base import Request, Response, Usage
-from promptless.lm.errors import LMBadRequest, LMContextOverflow
+from promptless.errors import LMBadRequest, LMContextOverflow, ModelNotInstalled
 from promptless.lm.models import get_model_info, model_path
+from promptless.types import Request, Response, Usage
 
 log = logging.getLogger("promptless.lm.llama")
 
@@ -30,26 +31,27 @@ _LOAD_LOCK = threading.Lock()
 
 
 @functools.cache
-def _load(path: str, n_ctx: int, n_threads: int) -> tuple[Any, threading.Lock]:
-    """Load a model once per process; the lock guards its single context."""
-    from llama_cpp import Llama
+def _load(path: str, n_ctx: int, n_threads: int, lora: str | None = None) -> tuple[Any, threading.Lock]:
+    """Load a model (with a LoRA adapter applied, if named) once per process; the lock guards its single context."""
+    from llama_cpp import Llama  # lazy: llama-cpp-python loads a native library
 
     started = time.perf_counter()
-    llm = Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, n_batch=512, verbose=False)
+    extra = {"lora_path": lora} if lora else {}
+    llm = Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, n_batch=512, verbose=False, **extra)
     log.info("loaded %s in %.2fs", path, time.perf_counter() - started)
     return llm, threading.Lock()
 
 
 @functools.lru_cache(maxsize=256)
 def _grammar(text: str) -> Any:
-    from llama_cpp import LlamaGrammar
+    from llama_cpp import LlamaGrammar  # lazy: llama-cpp-python loads a native library
 
     return LlamaGrammar.from_string(text, verbose=False)
 
 
 @functools.lru_cache(maxsize=256)
 def _schema_grammar(schema_json: str) -> Any:
-    from llama_cpp import LlamaGrammar
+    from llama_cpp import LlamaGrammar  # lazy: llama-cpp-python loads a native library
 
     return LlamaGrammar.from_json_schema(schema_json, verbose=False)
 
@@ -57,9 +59,12 @@ def _schema_grammar(schema_json: str) -> Any:
 class LlamaBackend:
     """Runs requests on an embedded GGUF model; see ``promptless.lm.models`` for the registry."""
 
-    def __init__(self, name: str, *, n_ctx: int | None = None, n_threads: int | None = None) -> None:
+    def __init__(
+        self, name: str, *, n_ctx: int | None = None, n_threads: int | None = None, lora: str | None = None
+    ) -> None:
         info = get_model_info(name)
         self.name = name
+        self.lora = lora
         self.model_type = info.model_type
         self.n_ctx = n_ctx or info.n_ctx
         self.n_threads = n_threads or os.cpu_count() or 1
@@ -74,7 +79,9 @@ class LlamaBackend:
         if self._model is None:
             with _LOAD_LOCK:
                 if self._model is None:
-                    self._model = _load(str(model_path(self.name)), self.n_ctx, self.n_threads)
+                    if self.lora is not None and not os.path.isfile(self.lora):
+                        raise ModelNotInstalled(f"LoRA adapter {self.lora!r} for local/{self.name}: no such file")
+                    self._model = _load(str(model_path(self.name)), self.n_ctx, self.n_threads, self.lora)
         return self._model
 
     def count_tokens(self, text: str) -> int:
@@ -101,8 +108,6 @@ class LlamaBackend:
             if request.grammar:
                 return _grammar(request.grammar)
             if request.schema:
-                import json
-
                 return _schema_grammar(json.dumps(request.schema))
         except ValueError as error:
             raise LMBadRequest(f"llama.cpp rejected the output grammar: {error}") from None
@@ -163,7 +168,7 @@ class LlamaBackend:
 
 @functools.lru_cache(maxsize=8)
 def _formatter_for(template: str, eos: str, bos: str) -> Any:
-    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter  # lazy: llama-cpp-python loads a native library
 
     return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos, add_generation_prompt=True)
 

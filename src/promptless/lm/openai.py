@@ -17,12 +17,9 @@ import os
 import threading
 import time
 from collections.abc import Generator, Iterator
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
-
-from promptless.lm.base import ModelType, Request, Response, Usage
-from promptless.lm.errors import (
+from promptless.errors import (
     LMAuthError,
     LMBadRequest,
     LMContextOverflow,
@@ -32,6 +29,10 @@ from promptless.lm.errors import (
     LMTimeout,
     LMUnavailable,
 )
+from promptless.types import ModelType, Request, Response, Usage
+
+if TYPE_CHECKING:
+    import httpx
 
 Style = Literal["auto", "json_schema", "json_object"]
 Reply = dict[str, Any] | LMError
@@ -77,6 +78,8 @@ class OpenAIBackend:
     def client(self) -> httpx.Client:
         """One pooled, thread-safe client per backend, made on first use."""
         if self._client is None:
+            import httpx  # lazy: httpx costs ~40 ms of import time, paid only by programs that use a server
+
             with self._lock:
                 if self._client is None:
                     headers, timeout = self._headers(), self.timeout
@@ -99,6 +102,8 @@ class OpenAIBackend:
 
     async def acomplete(self, request: Request) -> Response:
         """The same call without blocking the event loop."""
+        import httpx  # lazy: httpx costs ~40 ms of import time, paid only by programs that use a server
+
         async with httpx.AsyncClient(
             headers=self._headers(), timeout=self.timeout, transport=self._async_transport
         ) as client:
@@ -128,6 +133,8 @@ class OpenAIBackend:
         if structured and request.prompt is not None and self.style == "auto":
             style = "json_object"  # llama.cpp's /completions honours only the grammar field
         body = {**self._body(request, 1, 0, style), "stream": True, "stream_options": {"include_usage": True}}
+        import httpx  # lazy: httpx costs ~40 ms of import time, paid only by programs that use a server
+
         try:
             texts, usage, reason = [], Usage(), "stop"
             with self.client.stream("POST", url, json=body) as reply:
@@ -159,12 +166,16 @@ class OpenAIBackend:
         return Response(["".join(texts)], usage, [reason], time.perf_counter() - started, self.model)
 
     def _post(self, url: str, body: dict[str, Any]) -> Reply:
+        import httpx  # lazy: httpx costs ~40 ms of import time, paid only by programs that use a server
+
         try:
             return _checked(self.client.post(url, json=body), url, self.model)
         except (LMError, httpx.HTTPError) as error:
             return self._as_lm_error(url, error)
 
     def _as_lm_error(self, url: str, error: LMError | httpx.HTTPError) -> LMError:
+        import httpx  # lazy: httpx costs ~40 ms of import time, paid only by programs that use a server
+
         if isinstance(error, LMError):
             return error
         if isinstance(error, httpx.TimeoutException):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from promptless.errors import cannot_recover
 from promptless.module import Module
-from promptless.optimizers.base import FATAL_ERRORS
 from promptless.primitives import Prediction
 
 RewardFn = Callable[[dict[str, Any], Prediction], float]
@@ -58,9 +58,9 @@ class BestOfN(Module):
         for index in range(self.N):
             try:
                 prediction, reward = self.run_attempt(index, inputs, call)
-            except FATAL_ERRORS:
-                raise
-            except Exception:
+            except Exception as error:
+                if cannot_recover(error):
+                    raise
                 failures += 1
                 if failures >= self.fail_count:
                     raise

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from promptless.errors import RunGuard, TooManyErrors
+from promptless.executor import run_indexed
 from promptless.module import Module
-from promptless.optimizers.base import FATAL_ERRORS
 from promptless.primitives import Example
-from promptless.settings import current, run_in_context
+from promptless.settings import current
 
-
-class TooManyFailures(RuntimeError):
-    """More pairs failed than ``max_errors`` allows; ``errors`` holds them."""
-
-    def __init__(self, message: str, errors: list[BaseException]) -> None:
-        super().__init__(message)
-        self.errors = errors
+TooManyFailures = TooManyErrors  # the name this module used to raise; one class for every run
 
 
 class Parallel:
@@ -42,27 +36,31 @@ class Parallel:
             if not (isinstance(pair, tuple) and len(pair) == 2 and callable(pair[0])):
                 raise TypeError(f"Parallel: pair {i} must be (module, inputs), got {pair!r:.120}")
 
-        def run(pair: tuple[Module, Any]) -> tuple[Any, BaseException | None]:
-            module, inputs = pair
+        guard = RunGuard()
+        outcomes: list[tuple[Any, BaseException | None]] = [(None, None)] * len(pairs)
+
+        def run(index: int) -> None:
+            module, inputs = pairs[index]
             try:
                 if isinstance(inputs, Example):
-                    return module(**(inputs.inputs() if inputs.input_keys else dict(inputs))), None
-                if isinstance(inputs, Mapping):
-                    return module(**inputs), None
-                if isinstance(inputs, tuple):
-                    return module(*inputs), None
-                return module(inputs), None
-            except FATAL_ERRORS:
-                raise
+                    result = module(**(inputs.inputs() if inputs.input_keys else dict(inputs)))
+                elif isinstance(inputs, Mapping):
+                    result = module(**inputs)
+                elif isinstance(inputs, tuple):
+                    result = module(*inputs)
+                else:
+                    result = module(inputs)
             except Exception as error:
-                return None, error
+                outcomes[index] = (None, error)
+                guard.failed(error)
+                return
+            guard.succeeded()
+            outcomes[index] = (result, None)
 
-        workers = max(1, num_threads or self.num_threads or current().num_threads)
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            outcomes = list(pool.map(run_in_context(run), pairs))
+        run_indexed(run, len(pairs), max(1, num_threads or self.num_threads or current().num_threads))
         errors = [error for _, error in outcomes if error is not None]
         if self.max_errors is not None and len(errors) > self.max_errors:
-            raise TooManyFailures(
+            raise TooManyErrors(
                 f"Parallel: {len(errors)} of {len(pairs)} pairs failed (max_errors={self.max_errors}); "
                 f"first: {type(errors[0]).__name__}: {errors[0]}",
                 errors,

@@ -3,26 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any
 
-from promptless.adapters import Adapter, ParseError, default_adapter_for
+from promptless.adapters import Adapter, default_adapter_for
 from promptless.adapters.values import to_jsonable
 from promptless.callbacks import observed_parse
+from promptless.errors import ArtifactError, ParseError
 from promptless.fieldtypes import is_optional
-from promptless.inspection import note_call
 from promptless.lm import LM, resolve_lm
-from promptless.lm.base import Request, Response
-from promptless.module import ArtifactError, Module
+from promptless.module import Module, Parameter
 from promptless.primitives import Example, Prediction
 from promptless.settings import current
 from promptless.signature import Signature, ensure_signature
 from promptless.trace import TraceStep
+from promptless.types import Request, Response
 
 SAMPLING_KEYS = frozenset({"temperature", "max_tokens", "n", "stop", "seed", "rollout_id"})
 
 
-class Predict(Module):
+class Predict(Module, Parameter):
     """Ask the LM for a signature's outputs given its inputs.
 
     ``config`` holds sampling settings (``temperature``, ``max_tokens``, ``n``,
@@ -54,49 +54,90 @@ class Predict(Module):
         demos = kwargs.get("demos", self.demos)
         lm, adapter, inputs, request = self._prepare(kwargs)
         sink = current().stream_sink
-        if sink is not None and request.n == 1:
-            from promptless.streaming import stream_call
-
-            response = stream_call(self, lm, adapter, request, sink)
-        else:
-            response = lm(request)
-        completions = self._parse_all(adapter, lm, request, response)
-        prediction = Prediction.from_completions(completions)
-        note_call(response, self.signature, demos, inputs, completions)
-        trace = current().trace
-        if trace is not None:  # copies of list/dict inputs: a program may grow them after this step
-            trace.append(TraceStep(self, _snapshot(inputs), prediction))
-        return prediction
+        streamed = sink is not None and request.n == 1
+        response = self._streamed(lm, adapter, request, sink) if streamed else lm(request)
+        completions, errors = [], []
+        for text in response.texts:
+            try:
+                completions.append(_drive(self._parsed(adapter, request, text), lambda retry: lm(retry).text))
+            except ParseError as error:
+                errors.append(error)
+        return self._finish(response, demos, inputs, completions, errors)
 
     async def aforward(self, **kwargs: Any) -> Prediction:
         """``forward`` without blocking the event loop: the LM call (and any parse retry) is awaited."""
         demos = kwargs.get("demos", self.demos)
         lm, adapter, inputs, request = self._prepare(kwargs)
         response = await lm.acomplete(request)
-        retries = current().max_parse_retries
         completions, errors = [], []
         for text in response.texts:
-            attempt_request, attempt_text = request, text
-            for remaining in range(retries, -1, -1):
-                try:
-                    completions.append(observed_parse(adapter, self.signature, attempt_text))
-                    break
-                except ParseError as error:
-                    if remaining == 0:
-                        errors.append(error)
-                        break
-                    attempt_request = dataclasses.replace(
-                        adapter.format_retry(attempt_request, attempt_text, error), n=1
-                    )
-                    attempt_text = (await lm.acomplete(attempt_request)).text
+            steps = self._parsed(adapter, request, text)
+            try:
+                retry = next(steps)
+                while True:
+                    retry = steps.send((await lm.acomplete(retry)).text)
+            except StopIteration as done:
+                completions.append(done.value)
+            except ParseError as error:
+                errors.append(error)
+        return self._finish(response, demos, inputs, completions, errors)
+
+    def _parsed(self, adapter: Adapter, request: Request, text: str) -> Generator[Request, str, dict[str, Any]]:
+        """Parse ``text``; on a ParseError yield a retry request and be sent its answer, up to the retries allowed.
+
+        One routine for ``forward`` and ``aforward``: they differ only in how they send the retry.
+        """
+        retries = current().max_parse_retries
+        while True:
+            try:
+                return observed_parse(adapter, self.signature, text)
+            except ParseError as error:
+                if retries <= 0:
+                    raise
+                retries -= 1
+                request = dataclasses.replace(adapter.format_retry(request, text, error), n=1)
+                text = yield request
+
+    def _finish(
+        self,
+        response: Response,
+        demos: Sequence[Any],
+        inputs: dict[str, Any],
+        completions: list[dict[str, Any]],
+        errors: list[ParseError],
+    ) -> Prediction:
+        """Record the call: annotate its history entry, append the trace step, return the Prediction."""
         if not completions:
             raise errors[0]
         prediction = Prediction.from_completions(completions)
-        note_call(response, self.signature, demos, inputs, completions)
+        entry = response.history
+        if entry is not None:  # after a parse retry the fields are the retry's; the retry has its own entry
+            entry.signature, entry.demos, entry.inputs, entry.outputs = (
+                self.signature.signature,
+                list(demos),
+                dict(inputs),
+                completions,
+            )
         trace = current().trace
-        if trace is not None:
+        if trace is not None:  # copies of list/dict inputs: a program may grow them after this step
             trace.append(TraceStep(self, _snapshot(inputs), prediction))
         return prediction
+
+    def _streamed(self, lm: LM, adapter: Adapter, request: Request, sink: Callable[[Any], None]) -> Response:
+        """The LM call when ``promptless.stream`` listens: pieces go to the sink per field."""
+        tracker = adapter.field_tracker(self.signature)
+        pieces = lm.stream(request)
+        while True:
+            try:
+                piece = next(pieces)
+            except StopIteration as done:
+                response = done.value
+                break
+            for kind, field, payload in tracker.feed(piece):
+                sink((kind, self, field, payload))
+        for kind, field, payload in tracker.finish():
+            sink((kind, self, field, payload))
+        return response
 
     def _prepare(self, kwargs: dict[str, Any]) -> tuple[LM, Adapter, dict[str, Any], Request]:
         """Call arguments (inputs plus optional ``config=``, ``demos=``, ``lm=``) to the request to send."""
@@ -126,30 +167,6 @@ class Predict(Module):
                 f"expected {list(expected)}"
             )
         return {n: kwargs.get(n) for n in expected if n in kwargs or is_optional(expected[n].annotation)}
-
-    def _parse_all(self, adapter: Adapter, lm: LM, request: Request, response: Response) -> list[dict[str, Any]]:
-        """Parse every completion; a failure gets the configured retries, then the first error is raised."""
-        retries = current().max_parse_retries
-        completions, errors = [], []
-        for text in response.texts:
-            try:
-                completions.append(self._parse_with_retries(adapter, lm, request, text, retries))
-            except ParseError as error:
-                errors.append(error)
-        if not completions:
-            raise errors[0]
-        return completions
-
-    def _parse_with_retries(
-        self, adapter: Adapter, lm: LM, request: Request, text: str, retries: int
-    ) -> dict[str, Any]:
-        try:
-            return observed_parse(adapter, self.signature, text)
-        except ParseError as error:
-            if retries <= 0:
-                raise
-            retry = dataclasses.replace(adapter.format_retry(request, text, error), n=1)
-            return self._parse_with_retries(adapter, lm, retry, lm(retry).text, retries - 1)
 
     def inspect_prompt(self, **kwargs: Any) -> str:
         """The exact prompt this predictor would send for these arguments, without calling the LM."""
@@ -190,6 +207,16 @@ class Predict(Module):
                 **{k: v for k, v in saved_lm.items() if k in ("model", "temperature", "max_tokens", "api_base")}
             )
         return self
+
+
+def _drive(steps: Generator[Request, str, dict[str, Any]], send: Callable[[Request], str]) -> dict[str, Any]:
+    """Run a ``_parsed`` routine to its end, answering each retry request with ``send``."""
+    try:
+        retry = next(steps)
+        while True:
+            retry = steps.send(send(retry))
+    except StopIteration as done:
+        return done.value
 
 
 def _checked_config(config: Mapping[str, Any]) -> dict[str, Any]:

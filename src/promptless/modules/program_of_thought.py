@@ -19,6 +19,7 @@ import re
 import textwrap
 from typing import Any
 
+from promptless.errors import ProgramOfThoughtError
 from promptless.module import Module
 from promptless.modules.chain_of_thought import ChainOfThought
 from promptless.primitives import Prediction
@@ -33,16 +34,6 @@ CODE_RULES = (
 )
 _FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:\n[ \t]*```|\Z)", re.DOTALL | re.IGNORECASE)
 MAX_ERROR_CHARS = 2000
-
-
-class ProgramOfThoughtError(RuntimeError):
-    """No attempt at code ran successfully; ``code`` and ``error`` are the last attempt's."""
-
-    def __init__(self, message: str, *, code: str, error: RunError | None, attempts: int) -> None:
-        super().__init__(message)
-        self.code = code
-        self.error = error
-        self.attempts = attempts
 
 
 class ProgramOfThought(Module):

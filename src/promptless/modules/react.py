@@ -13,8 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 
-from promptless.adapters import ParseError
-from promptless.lm.errors import LMContextOverflow
+from promptless.errors import LMContextOverflow, ParseError
 from promptless.module import Module
 from promptless.modules.chain_of_thought import ChainOfThought
 from promptless.modules.predict import Predict

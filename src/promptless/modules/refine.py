@@ -7,7 +7,7 @@ from typing import Any
 
 from typing_extensions import TypedDict  # pydantic reads typing.TypedDict only from Python 3.12
 
-from promptless.adapters import ParseError
+from promptless.errors import ParseError
 from promptless.module import Module
 from promptless.modules.best_of_n import BestOfN, RewardFn
 from promptless.modules.predict import Predict

@@ -4,7 +4,8 @@ Contract: ``compile(student, *, trainset, valset=None, teacher=None)`` returns a
 *new* program (the student is never mutated) with ``program.compile_report``
 attached. An example that raises while the optimizer runs the program scores as
 a failure and the run goes on (up to ``max_errors``); an error that will not go
-away (``FATAL_ERRORS``) ends the run at once with that error.
+away (``promptless.errors.cannot_recover``: fatal ones, and a server still down or
+hanging after the LM's retries) ends the run at once with that error.
 """
 
 from __future__ import annotations
@@ -14,22 +15,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from promptless.budget import BudgetExhausted
 from promptless.evaluate.stats import bootstrap_ci, paired_bootstrap_ci
-from promptless.lm.errors import LMAuthError, LMNotFound, LMUnavailable
-from promptless.lm.models import ModelNotInstalled
 from promptless.module import Module
 from promptless.primitives import Example
 from promptless.trace import UsageTracker
-
-# LMUnavailable reaches an optimizer only after the LM's own retries: the server is down.
-FATAL_ERRORS: tuple[type[BaseException], ...] = (
-    LMAuthError,
-    LMNotFound,
-    ModelNotInstalled,
-    LMUnavailable,
-    BudgetExhausted,
-)
 
 Metric = Callable[..., Any]
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from promptless.callbacks import callback_scope
+from promptless.errors import TooManyErrors, cannot_recover
 from promptless.module import Module
 from promptless.optimizers.base import (
-    FATAL_ERRORS,
     CompileReport,
     Metric,
     Optimizer,
@@ -36,10 +36,6 @@ from promptless.settings import context, current, run_in_context
 from promptless.trace import track_usage
 
 log = logging.getLogger("promptless.optimizers")
-
-
-class TooManyErrors(RuntimeError):
-    """More examples raised than ``max_errors`` allows."""
 
 
 @dataclass
@@ -183,7 +179,7 @@ class BootstrapFewShot(Optimizer):
                             if attempt.passed:
                                 passed[attempt.index] = attempt
                             continue
-                        if isinstance(attempt.error, FATAL_ERRORS):
+                        if cannot_recover(attempt.error):
                             raise attempt.error
                         errors += 1
                         if self.max_errors is not None and errors > self.max_errors:

@@ -16,13 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from promptless.atomic import write_text_atomic
+from promptless.errors import CheckpointMismatch
 
 CHECKPOINT_FORMAT = "promptless.checkpoint"
 CHECKPOINT_VERSION = 1
-
-
-class CheckpointMismatch(ValueError):
-    """The checkpoint file belongs to a different compile (other optimizer, settings or data)."""
 
 
 def fingerprint(*parts: Any) -> str:

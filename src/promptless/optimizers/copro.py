@@ -11,7 +11,7 @@ program goes to ``SearchRun.finish``, which keeps it only if it beats the baseli
 
 Proposals are instructions only (DSPy also proposes an output-field prefix). A
 proposal that fails to parse, or a proposer call that fails, is skipped, logged
-and counted in the report; errors in ``FATAL_ERRORS`` end the compile.
+and counted in the report; errors that ``promptless.errors.cannot_recover`` end the compile.
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ from typing import Any
 
 from typing_extensions import Unpack
 
+from promptless.errors import cannot_recover
 from promptless.lm.base import LM
 from promptless.module import Module
 from promptless.modules.predict import Predict
-from promptless.optimizers.base import FATAL_ERRORS, Metric, Optimizer, check_int, check_trainset, one_line
+from promptless.optimizers.base import Metric, Optimizer, check_int, check_trainset, one_line
 from promptless.optimizers.checkpoint import fingerprint
 from promptless.optimizers.plan import Plan, Probe, probe
 from promptless.optimizers.search import BASELINE, Scored, SearchOptions, SearchRun, SearchSettings, search_settings
@@ -275,9 +276,9 @@ class _Search:
         try:
             with lm_context:
                 prediction = proposer(**inputs)
-        except FATAL_ERRORS:
-            raise
         except Exception as error:  # a ParseError of every completion, or a bad reply: this round proposes nothing
+            if cannot_recover(error):
+                raise
             log.warning("COPRO %s: the proposer call failed (%s); skipping its %d proposals", where, error, n)
             return _Proposals([], n)
         texts = [_clean(text) for text in prediction.completions.proposed_instruction]

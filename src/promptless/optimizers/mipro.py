@@ -48,8 +48,9 @@ from typing import Any
 from typing_extensions import Unpack
 
 from promptless.adapters.values import to_jsonable
+from promptless.errors import cannot_recover
 from promptless.module import Module
-from promptless.optimizers.base import FATAL_ERRORS, Metric, Optimizer, check_int, check_trainset, one_line
+from promptless.optimizers.base import Metric, Optimizer, check_int, check_trainset, one_line
 from promptless.optimizers.bootstrap import BootstrapFewShot
 from promptless.optimizers.checkpoint import fingerprint
 from promptless.optimizers.labeled import LabeledFewShot
@@ -359,9 +360,9 @@ class MIPROv2(Optimizer):
         if stored is None:
             try:
                 stored = {"text": make()}
-            except FATAL_ERRORS:
-                raise
             except Exception as error:  # a proposal that cannot be read is skipped, never the end of a compile
+                if cannot_recover(error):
+                    raise
                 log.warning("MIPROv2: %s failed and is skipped: %s: %s", what, type(error).__name__, error)
                 stored = {"failed": f"{type(error).__name__}: {str(error)[:200]}"}
             run.remember(key, stored)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from promptless.errors import cannot_recover
 from promptless.settings import context, current
 from promptless.trace import UsageTracker
 
@@ -66,7 +67,6 @@ class _CountEverything(UsageTracker):
 def probe(program: Module, examples: Sequence[Example], metric: Any = None, *, size: int = 3) -> Probe:
     """Run ``program`` on up to ``size`` examples, counting LM calls and tokens; errors are counted, not raised."""
     result = Probe()
-    from promptless.optimizers.base import FATAL_ERRORS
 
     tracker = _CountEverything(result, parent=current().usage_tracker)
     for example in list(examples)[:size]:
@@ -76,9 +76,9 @@ def probe(program: Module, examples: Sequence[Example], metric: Any = None, *, s
                 prediction = program(**example.inputs())
             if metric is None or metric(example, prediction, None):
                 result.passed += 1
-        except FATAL_ERRORS:  # a budget stop, bad credentials, a server that is down: not the example's fault
-            raise
-        except Exception:  # a forecast must not fail on an example the compile would score as a failure
+        except Exception as error:  # a forecast must not fail on an example the compile would score as a failure
+            if cannot_recover(error):
+                raise
             result.errors += 1
     return result
 

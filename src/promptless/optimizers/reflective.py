@@ -38,7 +38,7 @@ with a larger one.
 
 Error contract: an example whose program or metric raises scores 0 (its error is
 shown to the reflection LM as the step's output); a proposal that fails to parse or
-raises is skipped, logged and counted; ``FATAL_ERRORS`` end the compile.
+raises is skipped, logged and counted; errors that ``promptless.errors.cannot_recover`` end the compile.
 """
 
 from __future__ import annotations

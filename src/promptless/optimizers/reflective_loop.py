@@ -16,9 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from promptless.errors import cannot_recover
 from promptless.module import Module
 from promptless.modules.predict import Predict
-from promptless.optimizers.base import FATAL_ERRORS
 from promptless.optimizers.pareto import best_by_mean, find_merge, merge_subsample, pareto_members, select_from_front
 from promptless.optimizers.search import BASELINE, SearchRun
 from promptless.primitives import Example
@@ -192,9 +192,9 @@ class Evolution:
         try:
             with context(trace=trace):
                 prediction = program(**example.inputs())
-        except FATAL_ERRORS:
-            raise
         except Exception as error:
+            if cannot_recover(error):
+                raise
             log.debug("GEPA rollout raised %r", error)
             if target is None:
                 return 0.0, None
@@ -206,9 +206,9 @@ class Evolution:
         steps = [s for s in trace if s.predictor is predictor]
         try:
             score, feedback = self.opt.scorer.judge(example, prediction, trace, target, steps)
-        except FATAL_ERRORS:
-            raise
         except Exception as error:
+            if cannot_recover(error):
+                raise
             log.debug("GEPA metric raised %r", error)
             score, feedback = 0.0, f"The metric raised {type(error).__name__}: {error}"
         if target is None:
@@ -232,9 +232,9 @@ class Evolution:
             if not text:
                 raise ValueError("the reflection LM returned an empty instruction")
             return {"text": text, "error": None}
-        except FATAL_ERRORS:
-            raise
         except Exception as error:
+            if cannot_recover(error):
+                raise
             log.warning("GEPA: a proposal failed and is skipped: %s: %s", type(error).__name__, error)
             return {"text": None, "error": f"{type(error).__name__}: {error}"[:500]}
 

@@ -13,7 +13,7 @@ valset, and ``SearchRun.finish`` chooses honestly against the baseline.
 
 Error contract: a program run that raises scores 0 (up to ``max_errors`` per
 step); a rule proposal that fails to parse, or raises any non-fatal error, is
-skipped, logged and counted in a report note; ``FATAL_ERRORS`` end the compile.
+skipped, logged and counted in a report note; errors that ``promptless.errors.cannot_recover`` end the compile.
 
 Resume: the probe, each step's rollouts, each candidate built, each minibatch
 score and each finished step are checkpointed, so a restarted compile repeats no
@@ -36,10 +36,11 @@ from typing import Any
 
 from typing_extensions import Unpack
 
+from promptless.errors import cannot_recover
 from promptless.evaluate.evaluate import Evaluate, TooManyErrors
 from promptless.module import Module
 from promptless.modules.predict import Predict
-from promptless.optimizers.base import FATAL_ERRORS, Metric, Optimizer, check_int, check_trainset
+from promptless.optimizers.base import Metric, Optimizer, check_int, check_trainset
 from promptless.optimizers.checkpoint import fingerprint
 from promptless.optimizers.plan import Plan, Probe, probe
 from promptless.optimizers.search import SearchOptions, SearchRun, search_settings
@@ -369,9 +370,9 @@ class _Search:
                 prediction = program(**example.inputs())
             outputs = plain(prediction.toDict() if isinstance(prediction, Example) else {"output": prediction})
             score = float(self.opt.metric(example, prediction, None) or 0.0)
-        except FATAL_ERRORS:
-            raise
         except Exception as failure:  # scored as a failure; its partial trace is still worth learning from
+            if cannot_recover(failure):
+                raise
             error = f"{type(failure).__name__}: {failure}"
             log.debug("SIMBA rollout on example %d failed: %s", position, error)
         steps = [
@@ -403,12 +404,12 @@ class _Search:
                         p10=p10,
                         p90=p90,
                     )
-        except FATAL_ERRORS:
-            raise
         except StrategySkipped as skipped:
             log.info("SIMBA %s skipped: %s", strategy, skipped)
             return {**outcome, "outcome": f"{strategy} skipped", "detail": str(skipped)}
         except Exception as failure:  # ParseError from the advisor, or anything else a proposal may raise
+            if cannot_recover(failure):
+                raise
             log.warning("SIMBA rule proposal failed, skipped: %s: %s", type(failure).__name__, failure)
             return {**outcome, "outcome": f"{strategy} failed", "detail": f"{type(failure).__name__}: {failure}"}
         return {**outcome, "outcome": f"{strategy} applied", "detail": detail, "state": program.dump_state()}
@@ -423,7 +424,9 @@ class _Search:
 
     def _program(self, state: dict[str, Any]) -> Module:
         """A pool program from its JSON state, so a resumed run holds exactly what an uninterrupted one does."""
-        return self.student.deepcopy().load_state(state)
+        program = self.student.deepcopy()
+        program.load_state(state)
+        return program
 
 
 def _sampling_copy(program: Module, rollout_id: int) -> Module:

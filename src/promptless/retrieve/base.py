@@ -12,11 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from promptless.lm.errors import LMUnavailable
-
-
-class RetrievalError(Exception):
-    """A retriever could not answer: a bad index on disk, a malformed server reply, no retriever set."""
+from promptless.errors import LMUnavailable, RetrievalError
 
 
 class RetrieverUnavailable(RetrievalError, LMUnavailable):

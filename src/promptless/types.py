@@ -1,0 +1,128 @@
+"""The values every floor speaks: what an LM call asks for and gets back, and the names of defaults.
+
+They live at the bottom so that records, adapters, backends and views can all use
+them without importing the LM class (as httpx keeps ``Request``/``Response`` below its
+transports).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+ModelType = Literal["chat", "completion"]
+
+DEFAULT_MODEL = "local/gemma-3-270m"  # what runs when nothing is configured
+ARTIFACT_FORMAT = "promptless.program"  # the "format" of a saved program
+ARTIFACT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Request:
+    """What one LM call asks for: chat ``messages`` or a completion ``prompt``.
+
+    ``schema`` is the JSON schema the output must follow (servers get it as
+    ``response_format``); ``grammar`` is a GBNF grammar for backends that take one
+    (llama.cpp), used in preference to the schema. ``rollout_id`` only changes the
+    cache key, so a resample at temperature > 0 is not answered from the cache.
+    """
+
+    messages: tuple[dict[str, str], ...] | None = None
+    prompt: str | None = None
+    temperature: float = 0.0
+    max_tokens: int = 512
+    n: int = 1
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    schema: dict[str, Any] | None = None
+    grammar: str | None = None
+    rollout_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.messages is None) == (self.prompt is None):
+            raise ValueError("Request needs exactly one of `messages` or `prompt`")
+        if self.n < 1:
+            raise ValueError(f"Request.n must be >= 1, got {self.n!r}")
+
+    def cache_key(self, model_id: str) -> str:
+        """Stable digest of everything that changes the answer (never secrets)."""
+        payload = json.dumps([model_id, vars(self)], sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    @property
+    def text(self) -> str:
+        """The prompt as one string, for display and token counting."""
+        if self.prompt is not None:
+            return self.prompt
+        return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in self.messages or ())
+
+
+@dataclass
+class Usage:
+    """Tokens and calls; ``cached_tokens`` are the prompt tokens the backend reused (part of ``prompt_tokens``)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    calls: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.cached_tokens + other.cached_tokens,
+            self.calls + other.calls,
+        )
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass
+class Response:
+    """What came back: one text per requested completion, plus accounting.
+
+    ``history`` is the entry the LM recorded for this call (Predict annotates it with
+    what it parsed); it is never cached, compared or serialized.
+    """
+
+    texts: list[str]
+    usage: Usage = field(default_factory=Usage)
+    finish_reasons: list[str] = field(default_factory=list)
+    latency_s: float = 0.0
+    model: str = ""
+    cached: bool = False
+    history: HistoryEntry | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def text(self) -> str:
+        return self.texts[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "history"}
+        out["usage"] = vars(self.usage).copy()
+        out["texts"], out["finish_reasons"] = list(self.texts), list(self.finish_reasons)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Response:
+        data = {k: v for k, v in data.items() if k != "history"}
+        data["usage"] = Usage(**data.get("usage", {}))
+        return cls(**data)
+
+
+@dataclass
+class HistoryEntry:
+    """One recorded call; Predict fills the last four fields after parsing (None for a call made outside Predict)."""
+
+    request: Request
+    response: Response
+    model: str
+    timestamp: float
+    signature: str | None = None
+    demos: list[Any] | None = None
+    inputs: dict[str, Any] | None = None
+    outputs: list[dict[str, Any]] | None = None  # the parsed fields of each completion
