@@ -169,11 +169,10 @@ def test_subprocess_and_popen_are_denied():
 
 def test_fork_bomb_is_stopped():
     assert_denied(run("import os\nwhile True:\n    os.fork()"), "os.fork")
-    stubborn = run(
-        "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass", Sandbox(timeout_s=1)
-    )
-    assert stubborn.error.kind == "violation" and "Timeout" in stubborn.error.traceback
-    assert len(stubborn.violations) == 20  # recorded up to a cap, denied every time
+    code = "import os\nwhile True:\n    try:\n        os.fork()\n    except BaseException:\n        pass"
+    stubborn = run(code, Sandbox(timeout_s=1))
+    assert stubborn.error.kind == "violation" and "line 4 of the code" in stubborn.error.message
+    assert len(stubborn.violations) == 1 and stubborn.duration_s < 1  # a denial ends the run: nothing to catch
 
 
 def test_signalling_the_host_is_denied():
@@ -284,8 +283,16 @@ def test_the_hook_looks_nothing_up_at_call_time():
         if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME")
     }
     assert names == set()
-    closure_names = hook.__code__.co_freevars
-    assert "check_open" in closure_names and "deny" in closure_names
+    # No reachable state to rewrite: no closure cells, no nested functions, only immutable values and C functions.
+    assert hook.__closure__ is None and hook.__code__.co_freevars == ()
+    assert [const for const in hook.__code__.co_consts if hasattr(const, "co_code")] == []
+    immutable = (str, int, bool, tuple, frozenset, type(None))
+    c_functions = (type(len), type(str.split), type(int.__repr__))
+    for name, value in hook.__kwdefaults__.items():
+        builtin_type = isinstance(value, type) and value.__module__ == "builtins"  # static types: immutable
+        assert isinstance(value, (*immutable, *c_functions)) or builtin_type, name
+        if isinstance(value, tuple):
+            assert all(isinstance(item, (*immutable, tuple)) for item in value), name
 
 
 # -- limits -------------------------------------------------------------------------------------------------

@@ -43,8 +43,9 @@ keeps that user's privileges towards devices and host processes
 working directory is bounded only by the per-file limit times the time limit.
 """
 
+from promptless.sandbox.layers import SandboxUnavailable
 from promptless.sandbox.policy import BLOCKED_MODULES
 from promptless.sandbox.result import ErrorKind, RunError, SandboxResult
-from promptless.sandbox.runner import Sandbox, SandboxUnavailable
+from promptless.sandbox.runner import Sandbox
 
 __all__ = ["BLOCKED_MODULES", "ErrorKind", "RunError", "Sandbox", "SandboxResult", "SandboxUnavailable"]

@@ -1,13 +1,17 @@
 """The sandbox child's bootstrap: ``python -I -S -B -u -c <this source>``, standard library only.
 
-It reads one request from stdin (code, variables, limits, the policy's source;
-``marshal`` format, written by the host), sets the resource limits, installs the
-audit hook, runs the code in a fresh globals dict and writes its report to the
-report pipe as one line ``R <json>``, then exits at once with ``os._exit``. The
-hook writes each denial to the same pipe as it happens (``V <hex>``). The code's
-stdout and stderr go straight to the host's own pipes, so nothing the code
-prints can pose as a report; the host treats the report as the code's word
-about itself, and judges timeouts, output caps and crashes by what it observes.
+It reads one request from stdin (code, variables, limits, the kernel layers'
+and the policy's code; ``marshal`` format, written by the host), sets the
+resource limits, asks the kernel for its layers (``confine.py``: tmpfs quota, no
+capabilities, Landlock, seccomp) and says which it got in one line ``L <json>``,
+installs the audit hook, runs the code in a fresh globals dict and writes its
+report to the report pipe as one line ``R <json>``, then exits at once with
+``os._exit``. A denial by the hook is written to the same pipe (``V <hex>``)
+and ends the process with ``policy.DENIED_EXIT``; a system call the seccomp
+filter forbids ends it with SIGSYS. The code's stdout and stderr go straight to
+the host's own pipes, so nothing the code prints can pose as a report; the host
+treats the report as the code's word about itself, and judges denials,
+timeouts, output caps and crashes by what it observes (the exit status).
 
 Start-up time is most of a run's cost, so this imports only C modules on the
 way to running the code (``_ast`` not ``ast``, ``_json`` not ``json``, no
@@ -18,6 +22,7 @@ import _ast
 import _json
 import _signal
 import builtins
+import gc
 import marshal
 import os
 import resource
@@ -28,6 +33,7 @@ MARKER = "is not allowed in the sandbox"  # policy.MARKER
 MAX_REPR = 4000
 MAX_VALUE_JSON = 64_000
 MAX_TRACEBACK = 3000
+LAYER_EXIT = 88  # runner.LAYER_EXIT: a required kernel layer could not be set up
 
 
 class CPUTimeExceeded(BaseException):
@@ -146,7 +152,7 @@ def run(code, variables, request):
     ok, error = False, None
     try:
         body, last = compile_code(code)
-        install_policy(request["policy"], request["workdir"], request["report_fd"])
+        install_policy(request)
         exec(body, namespace)
         value = eval(last, namespace) if last is not None else None
         if value is None:
@@ -167,11 +173,44 @@ def run(code, variables, request):
     return f'{{"ok": {to_json(ok)}, "value": {value_json}, "value_repr": {value_repr}, "error": {error_json}}}'
 
 
-def install_policy(source, workdir, report_fd):
-    """Build the hook from the policy's source and install it, keeping no reference to it anywhere."""
-    module = {"__name__": "promptless_sandbox_policy", "__builtins__": builtins}
-    exec(compile(source, "<sandbox-policy>", "exec"), module)
-    sys.addaudithook(module["build_hook"](workdir, sys.path, report_fd))
+def load_module(name, shipped):
+    """Execute a module the host sent: its code object when this is the host's Python, else its source."""
+    version, code, source = shipped
+    if version != sys.version or code is None:
+        code = compile(source, f"<{name}>", "exec")
+    module = {"__name__": name, "__builtins__": builtins}
+    exec(marshal.loads(code) if type(code) is bytes else code, module)
+    return module
+
+
+def install_policy(request):
+    """Build the hook from the policy and install it, keeping no reference to it anywhere."""
+    module = load_module("promptless_sandbox_policy", request["policy"])
+    sys.addaudithook(module["build_hook"](request["workdir"], sys.path, request["report_fd"]))
+    module.clear()
+
+
+def confine(request):
+    """Ask the kernel for its layers, say which were set up (``L`` line), then forget ``_ctypes`` again."""
+    layers = request["layers"]
+    module = load_module("promptless_sandbox_confine", request["confine"])
+    try:
+        applied, missing = module["apply"](request["workdir"], layers["quota"], layers["seccomp"], layers["require"])
+        line = {"applied": applied, "missing": missing}
+    except OSError as error:  # a required layer: refuse to run the code at all
+        line = {"applied": [], "missing": {}, "failed": _safe_str(error)}
+    module.clear()
+    sys.modules.pop("_ctypes", None)
+    gc.collect()  # the ctypes classes confine.py defined, so __subclasses__() no longer lists them
+    write_line(request["report_fd"], b"L " + to_json(line).encode())
+    if "failed" in line:
+        os._exit(LAYER_EXIT)
+
+
+def write_line(fd, data):
+    view = memoryview(data + b"\n")
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def main():
@@ -179,10 +218,11 @@ def main():
     report_fd = request["report_fd"]
     try:
         set_limits(request["rlimits"])
+        confine(request)
         sys.dont_write_bytecode = True
         os.environ.clear()
         os.environ.update(TMPDIR=request["workdir"], HOME=request["workdir"])
-        for name in ("pidfd_open", "mknod"):  # unaudited; best effort, the namespaces are the real barrier
+        for name in ("pidfd_open", "mknod", "mkfifo", "chroot"):  # unaudited; best effort, the kernel layers hold
             for module in (os, sys.modules.get("posix")):
                 if module is not None and hasattr(module, name):
                     delattr(module, name)
@@ -191,9 +231,7 @@ def main():
     except BaseException as error:  # a broken request or limit: still answer
         crash = {"kind": "crashed", "type": type(error).__name__, "message": _safe_str(error)}
         report = to_json({"ok": False, "error": crash})
-    view = memoryview(b"R " + report.encode() + b"\n")
-    while view:
-        view = view[os.write(report_fd, view) :]
+    write_line(report_fd, b"R " + report.encode())
     os._exit(0)
 
 

@@ -1,12 +1,13 @@
 """Linux namespaces for the sandbox child, when this machine allows them: detected once, then cached.
 
-``unshare --user --map-root-user --net --pid --ipc --fork --kill-child`` gives the
-child no network interface but a loopback that is down, its own process-ID space
-(it cannot see, signal or renice any host process, and when it ends every process
-it could have started ends with it) and its own System V IPC. Creating a user
+``unshare --user --map-root-user --net --pid --ipc --mount --fork --kill-child``
+gives the child no network interface but a loopback that is down, its own
+process-ID space (it cannot see, signal or renice any host process, and when it
+ends every process it could have started ends with it), its own System V IPC
+and its own mount table (where its work dir becomes a size-limited tmpfs). Creating a user
 namespace needs no privilege on most Linux systems; where it is not possible
 (no ``unshare``, a kernel or container that forbids it) the child runs without,
-and the audit hook alone blocks network and process access.
+and Landlock, seccomp and the audit hook block network and process access.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import shutil
 import subprocess
 import sys
 
-UNSHARE_FLAGS = ("--user", "--map-root-user", "--net", "--pid", "--ipc", "--fork", "--kill-child")
-NAMESPACES = ("user", "net", "pid", "ipc")
+UNSHARE_FLAGS = ("--user", "--map-root-user", "--net", "--pid", "--ipc", "--mount", "--fork", "--kill-child")
+NAMESPACES = ("user", "net", "pid", "ipc", "mount")
 
 
 @functools.cache

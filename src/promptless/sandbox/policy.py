@@ -1,29 +1,34 @@
 """The audit-hook policy the sandbox child installs before it runs any user code.
 
-This file runs *inside the child*: the host sends its source along with the code,
-and the child executes it with only the standard library (``python -I -S``). It
-is importable in the host too, for its constants and for tests.
+This file runs *inside the child*: the host sends it along with the code, and the
+child executes it with only the standard library (``python -I -S``). It is
+importable in the host too, for its constants and for tests.
 
-``sys.addaudithook`` hooks cannot be removed once added, and a hook that raises
-stops the audited operation. The policy allows:
+``sys.addaudithook`` hooks cannot be removed once added. The policy allows:
   * reading, writing and listing inside the working directory;
   * reading and listing the standard library (so ``import json`` works) and a few
-    harmless device files;
+    harmless device files; native code only from the standard library's own
+    extension modules, by name, from its ``lib-dynload`` directory;
 and denies network access, starting or signalling processes, links, changing
 resource limits, sub-interpreters (they would run without this hook), heap
-introspection and tracers, loading native code from outside the standard library,
-and importing modules whose purpose is one of those (ctypes, subprocess, socket...).
+introspection and tracers, every ``ctypes`` operation, and importing modules
+whose purpose is one of those (ctypes, subprocess, socket...).
 
-The hook is sealed against the code it polices: ``build_hook`` binds everything
-it uses (builtins, ``posix.getcwd``, the limits) as closure constants, so later
-changes to modules, builtins or globals do not reach it; nothing refers to it
-once installed; it calls no user-defined method (paths must be exact ``str``,
-``bytes`` or file descriptors: a path object could answer differently at the
-check and at the use). Path checks are lexical and exact because the working
-directory can never hold a link, and a relative path may not climb above its
-directory with ``..`` (so a directory descriptor cannot anchor an escape).
-It is still a policy layer: the process boundary, the resource limits and the
-namespaces are the backstop.
+A denial ends the run: the hook writes it to the report pipe and exits the
+process with ``DENIED_EXIT`` at once, so no code can catch it, and the host
+knows of it from the exit status even when the code redirected the pipe.
+
+The hook holds no state the code could reach and change. It is one function
+with no closure and no helper functions (a frame's locals, reachable from a
+signal handler or a traceback, would hand out function objects whose
+``__code__`` or closure cells can be rewritten); everything it uses is a
+default argument holding an immutable value or a C function (the frame's
+locals are a snapshot: changing them changes nothing); it reads no global or
+builtin name; it calls no method the code could define (paths must be exact
+``str``, ``bytes`` or file descriptors). Path checks are lexical and exact
+because the working directory can never hold a link, and a relative path may
+not climb above its directory with ``..``. It is still a layer inside the
+interpreter it polices: the kernel layers (``confine.py``) hold without it.
 """
 
 from __future__ import annotations
@@ -86,6 +91,7 @@ BLOCKED_MODULES = frozenset(
         # loaded before the hook: a fresh copy would bring back what the child removed
         "_signal",
         "posix",
+        "_imp",
     }
 )
 
@@ -163,186 +169,235 @@ DEVICES_READ = frozenset({"/dev/null", "/dev/zero", "/dev/random", "/dev/urandom
 DEVICES_WRITE = frozenset({"/dev/null"})
 EXTRA_READ_ROOTS = ("/usr/share/zoneinfo",)
 WRITE_FLAGS = posix.O_WRONLY | posix.O_RDWR | posix.O_APPEND | posix.O_CREAT | posix.O_TRUNC
-MAX_RECORDED = 20
 MARKER = "is not allowed in the sandbox"
+DENIED_EXIT = 87  # the child's exit status after a denial; runner.py reads it
+CODE_FILENAME = "<code>"  # child.FILENAME: the frames a denial's line number is taken from
 
 
-def build_hook(workdir: str, read_roots: Iterable[str], report_fd: int) -> Callable[[str, tuple[Any, ...]], None]:
+def native_modules() -> frozenset[str]:
+    """Extension modules the code may load from a file: the standard library's, minus the blocked ones."""
+    return frozenset(getattr(sys, "stdlib_module_names", ())) - BLOCKED_MODULES
+
+
+def _normalize(text: str) -> str:
+    parts: list[str] = []
+    for part in text.split("/"):
+        if part == "..":
+            if parts:
+                parts.pop()
+        elif part and part != ".":
+            parts.append(part)
+    return "/" + "/".join(parts)
+
+
+def build_hook(
+    workdir: str,
+    read_roots: Iterable[str],
+    report_fd: int,
+    suffixes: Iterable[str] | None = None,
+) -> Callable[[str, tuple[Any, ...]], None]:
     """The audit hook for ``workdir``. Install it with ``sys.addaudithook`` and drop every reference to it.
 
-    A denial raises ``PermissionError`` (so code that copes with OSError copes)
-    with a message containing ``MARKER``, and is written at once to ``report_fd``
-    as a line ``V <hex of the message>``: a pipe is append-only, so a denial the
-    code catches, or state it tampers with later, cannot un-report it.
+    ``read_roots`` are the readable directories (the child's ``sys.path``); the
+    one named ``lib-dynload`` is where extension modules may come from, with one
+    of ``suffixes`` (default: this interpreter's).
     """
-    # Everything the hook touches is bound here, once: builtins, C functions, immutable data.
-    type_, str_, bytes_, int_, tuple_, len_, repr_ = type, str, bytes, int, tuple, len, repr
-    denied_error, base_exception = PermissionError, BaseException
-    getcwd = posix.getcwd
-    decode = bytes.decode
-    fs_encoding = sys.getfilesystemencoding()
-    blocked = BLOCKED_MODULES
-    denied_events = dict(DENIED_EVENTS)
-    denied_prefixes = tuple(DENIED_PREFIXES.items())
-    prefix_tuple = tuple(DENIED_PREFIXES)
-    path_events = dict(PATH_EVENTS)
-    devices_read, devices_write = DEVICES_READ, DEVICES_WRITE
-    write_flags, max_recorded, marker = WRITE_FLAGS, MAX_RECORDED, MARKER
-    write, encode, to_hex = posix.write, str.encode, bytes.hex
-    recorded = 0
+    if suffixes is None:
+        import _imp
 
-    def normalize(text: str) -> tuple[str, bool]:
-        """Collapse ``.``, ``..`` and repeated slashes; also say whether ``..`` went above the start."""
-        parts: list[str] = []
-        climbed = False
-        for part in text.split("/"):
-            if part == "" or part == ".":
-                continue
-            if part == "..":
-                if parts:
-                    parts.pop()
-                else:
-                    climbed = True
-                continue
-            parts.append(part)
-        return "/" + "/".join(parts), climbed
-
-    home, _ = normalize(workdir)
-    roots_list = []
+        suffixes = _imp.extension_suffixes()
+    roots = []
     for root in (*read_roots, *EXTRA_READ_ROOTS):
-        if type_(root) is str_ and root.startswith("/"):
-            normal, _ = normalize(root)
-            if normal != "/":
-                roots_list.append(normal)
-    roots = tuple_(roots_list)
+        if type(root) is str and root.startswith("/") and _normalize(root) != "/":
+            roots.append(_normalize(root))
+    native_files = frozenset(
+        f"{root}/{name}{suffix}"
+        for root in roots
+        if root.rsplit("/", 1)[-1] == "lib-dynload"
+        for name in native_modules()
+        for suffix in suffixes
+    )
+    return _make_hook(_normalize(workdir), tuple(roots), native_files, report_fd)
 
-    def show(value: Any) -> str:
-        """A value for a message, without calling any method the code could have defined."""
-        kind = type_(value)
-        if kind is str_ or kind is bytes_ or kind is int_:
-            text = repr_(value)
-            return text if len_(text) <= 120 else text[:117] + "..."
-        return "<object>"
 
-    def deny(what: str, why: str) -> None:
-        nonlocal recorded
-        message = f"{what} {marker} ({why})"
-        if recorded < max_recorded:
-            recorded += 1
-            try:  # noqa: SIM105 - contextlib would be looked up at call time
-                write(report_fd, b"V " + encode(to_hex(encode(message, "utf-8", "replace")), "ascii") + b"\n")
-            except base_exception:  # the code closed the pipe: the denial still stands
-                pass
-        raise denied_error(message)
+def _make_hook(home: str, roots: tuple[str, ...], native_files: frozenset[str], report_fd: int) -> Any:
+    """The hook itself; see the module docstring for why it is written as one function with default arguments."""
 
-    def resolve(path: Any, what: str, climbing_ok: bool) -> str | None:
-        """The absolute path ``path`` names, or None for a file descriptor. Lexical and exact here."""
-        kind = type_(path)
-        if kind is int_:
-            return None
-        if path is None:
-            path = "."
-        elif kind is bytes_:
-            path = decode(path, fs_encoding, "surrogateescape")
-        elif kind is not str_:
-            deny(what, "paths must be str or bytes: a path object could name another file when it is used")
-        if "\0" in path:
-            deny(what, "a NUL byte in a path")
-        if path.startswith("/"):
-            return normalize(path)[0]
-        relative, climbed = normalize(path)
-        if climbed and not climbing_ok:
-            deny(what, "a relative path that climbs above its directory with '..'")
-        return normalize(getcwd() + relative)[0]
-
-    def inside(path: str, root: str) -> bool:
-        return path == root or path.startswith(root + "/")
-
-    def readable(path: str) -> bool:
-        if path in devices_read or inside(path, home):
-            return True
-        for root in roots:  # noqa: SIM110 - any() would be looked up at call time
-            if inside(path, root):
-                return True
-        return False
-
-    def check_open(args: tuple[Any, ...]) -> None:
-        path = args[0] if len_(args) > 0 else None
-        mode = args[1] if len_(args) > 1 else None
-        flags = args[2] if len_(args) > 2 else None
-        if type_(path) is int_:
-            return  # an already open file descriptor
-        what = f"open({show(path)}, {show(mode) if mode is not None else 'os.open'})"
-        if type_(flags) is int_:
-            writing = (flags & write_flags) != 0
-        else:
-            writing = type_(mode) is not str_ or "w" in mode or "a" in mode or "x" in mode or "+" in mode
-        where = resolve(path, what, False)
-        if where is None or inside(where, home) or where in (devices_write if writing else devices_read):
-            return
-        if mode is None:  # os.open: a directory fd from outside could anchor dir_fd= paths
-            deny(what, "os.open outside the working directory")
-        if writing:
-            deny(what, "writing outside the working directory")
-        if not readable(where):
-            deny(what, "reading outside the working directory")
-
-    def check_import(args: tuple[Any, ...]) -> None:
-        name = args[0] if len_(args) > 0 else None
-        filename = args[1] if len_(args) > 1 else None
-        if type_(name) is not str_:
-            deny("import <object>", "module names must be str")
-        for part in name.split("."):
-            if part in blocked:
-                deny(f"import {name}", "this module gives access to what the sandbox denies")
-        if filename is None:
-            return
-        where = resolve(filename, f"import {name}", False)
-        if where is None:
-            deny(f"import {name}", "native code from a file descriptor")
-        if where.rsplit("/", 1)[-1].split(".")[0] in blocked:
-            deny(f"import {name} from {show(filename)}", "this module gives access to what the sandbox denies")
-        for root in roots:
-            if inside(where, root):
-                return
-        deny(f"import {name} from {show(filename)}", "native code from outside the standard library")
-
-    def check_path(event: str, access: str, positions: tuple[int, ...], args: tuple[Any, ...]) -> None:
-        for position in positions:
-            path = args[position] if len_(args) > position else None
-            what = f"{event}({show(path)})"
-            where = resolve(path, what, access == "list" or access == "chdir")
-            if where is None or inside(where, home):
-                continue
-            if access == "chdir":
-                deny(what, "leaving the working directory")
-            if access == "write":
-                if where not in devices_write:
-                    deny(what, "changing files outside the working directory")
-            elif not readable(where):
-                deny(what, f"{'listing' if access == 'list' else 'reading'} outside the working directory")
-
-    def hook(event: str, args: tuple[Any, ...]) -> None:
+    def hook(  # one function on purpose: helpers would be reachable state
+        event: str,
+        args: tuple[Any, ...],
+        *,
+        _home: str = home,
+        _roots: tuple[str, ...] = roots,
+        _native: frozenset[str] = native_files,
+        _fd: int = report_fd,
+        _blocked: frozenset[str] = BLOCKED_MODULES,
+        _denied: tuple[tuple[str, str], ...] = tuple(DENIED_EVENTS.items()),
+        _denied_names: frozenset[str] = frozenset(DENIED_EVENTS),
+        _prefixes: tuple[tuple[str, str], ...] = tuple(DENIED_PREFIXES.items()),
+        _prefix_tuple: tuple[str, ...] = tuple(DENIED_PREFIXES),
+        _path_events: tuple[tuple[str, str, tuple[int, ...]], ...] = tuple(
+            (name, access, positions) for name, (access, positions) in PATH_EVENTS.items()
+        ),
+        _path_names: frozenset[str] = frozenset(PATH_EVENTS),
+        _devices_read: frozenset[str] = DEVICES_READ,
+        _devices_write: frozenset[str] = DEVICES_WRITE,
+        _write_flags: int = WRITE_FLAGS,
+        _marker: str = MARKER,
+        _code_file: str = CODE_FILENAME,
+        _exit_status: int = DENIED_EXIT,
+        _encoding: str = sys.getfilesystemencoding(),
+        _type: Any = type,
+        _str: Any = str,
+        _bytes: Any = bytes,
+        _int: Any = int,
+        _tuple: Any = tuple,
+        _len: Any = len,
+        _repr: Any = repr,
+        _base_exception: Any = BaseException,
+        _getcwd: Any = posix.getcwd,
+        _write: Any = posix.write,
+        _exit: Any = posix._exit,
+        _getframe: Any = sys._getframe,
+        _decode: Any = bytes.decode,
+        _encode: Any = str.encode,
+        _hex: Any = bytes.hex,
+        _split: Any = str.split,
+        _rsplit: Any = str.rsplit,
+        _join: Any = str.join,
+        _startswith: Any = str.startswith,
+    ) -> None:
+        if _type(event) is not _str:
+            return  # only sys.audit() from the code can raise such an event, and it does nothing
+        what = why = None
         try:
+            # 1. Which paths this event touches, and how: (path, access, what) with access in read/write/list/chdir.
+            checks: tuple[tuple[Any, str, str], ...] = ()
             if event == "open":
-                check_open(args)
+                path = args[0] if _len(args) > 0 else None
+                mode = args[1] if _len(args) > 1 else None
+                flags = args[2] if _len(args) > 2 else None
+                if _type(flags) is _int:
+                    writing = (flags & _write_flags) != 0
+                else:
+                    writing = _type(mode) is not _str or "w" in mode or "a" in mode or "x" in mode or "+" in mode
+                shown_mode = "os.open" if mode is None else _repr(mode) if _type(mode) is _str else "<object>"
+                if _type(path) is not _int:
+                    access = "os.open" if mode is None else "write" if writing else "read"
+                    checks = ((path, access, f"open({{}}, {shown_mode})"),)
             elif event == "import":
-                check_import(args)
-            elif event in path_events:
-                access, positions = path_events[event]
-                check_path(event, access, positions, args)
-            elif event in denied_events:
-                first = show(args[0]) if type_(args) is tuple_ and len_(args) > 0 else ""
-                deny(f"{event}({first})", denied_events[event])
-            elif event.startswith(prefix_tuple):
-                for prefix, reason in denied_prefixes:
-                    if event.startswith(prefix):
-                        deny(event, reason)
-        except denied_error as error:
-            if type_(error) is denied_error and len_(error.args) == 1 and marker in str_(error.args[0]):
-                raise
-            deny(f"{event}(...)", "its arguments could not be checked")  # fail closed
-        except base_exception:
-            deny(f"{event}(...)", "its arguments could not be checked")
+                name = args[0] if _len(args) > 0 else None
+                filename = args[1] if _len(args) > 1 else None
+                if _type(name) is not _str:
+                    what, why = "import <object>", "module names must be str"
+                else:
+                    for part in _split(name, "."):
+                        if part in _blocked:
+                            what, why = f"import {name}", "this module gives access to what the sandbox denies"
+                            break
+                    if why is None and filename is not None:
+                        checks = ((filename, "native:" + name, f"import {name} from {{}}"),)
+            elif event in _path_names:
+                for known, access, positions in _path_events:
+                    if known == event:
+                        for position in positions:
+                            checks += ((args[position] if _len(args) > position else None, access, event + "({})"),)
+            elif event in _denied_names:
+                first = args[0] if _type(args) is _tuple and _len(args) > 0 else None
+                shown = "" if first is None else _repr(first) if _type(first) in (_str, _bytes, _int) else "<object>"
+                for known, reason in _denied:
+                    if known == event:
+                        what, why = f"{event}({shown[:120]})", reason
+            elif _startswith(event, _prefix_tuple):
+                for prefix, reason in _prefixes:
+                    if why is None and _startswith(event, prefix):
+                        what, why = event, reason
+
+            # 2. Each path: exact str or bytes, resolved lexically, then judged.
+            for path, access, template in checks:
+                if why is not None:
+                    break
+                kind = _type(path)
+                shown = _repr(path) if kind in (_str, _bytes, _int) else "<object>"
+                what = template.replace("{}", shown if _len(shown) <= 120 else shown[:117] + "...")
+                if kind is _int:
+                    if _startswith(access, "native:"):
+                        why = "native code from a file descriptor"
+                    continue  # an already open file descriptor
+                if path is None:
+                    path = "."
+                elif kind is _bytes:
+                    path = _decode(path, _encoding, "surrogateescape")
+                elif kind is not _str:
+                    why = "paths must be str or bytes: a path object could name another file when it is used"
+                    break
+                if "\0" in path:
+                    why = "a NUL byte in a path"
+                    break
+                absolute = _startswith(path, "/")
+                where = ""
+                climbed = False
+                for text in (path,) if absolute else (path, _getcwd() + "/" + path):
+                    kept: tuple[str, ...] = ()
+                    climbed = False
+                    for part in _split(text, "/"):
+                        if part == "..":
+                            if kept:
+                                kept = kept[:-1]
+                            else:
+                                climbed = True
+                        elif part and part != ".":
+                            kept += (part,)
+                    where = "/" + _join("/", kept)
+                    if not absolute and text is path and climbed and access not in ("list", "chdir"):
+                        why = "a relative path that climbs above its directory with '..'"
+                        break
+                if why is not None:
+                    break
+                home_inside = where == _home or _startswith(where, _home + "/")
+                if _startswith(access, "native:"):
+                    if where not in _native or _rsplit(where, "/", 1)[-1].split(".")[0] != access[7:]:
+                        why = "native code from outside the standard library (only its own extension modules)"
+                    continue
+                if home_inside:
+                    continue
+                if access == "os.open":  # a directory fd from outside could anchor dir_fd= paths
+                    if where not in (_devices_write if writing else _devices_read):
+                        why = "os.open outside the working directory"
+                    continue
+                if access == "write":
+                    if where not in _devices_write:
+                        why = f"{'writing' if event == 'open' else 'changing files'} outside the working directory"
+                    continue
+                if access == "chdir":
+                    why = "leaving the working directory"
+                    continue
+                readable = where in _devices_read
+                for root in _roots:
+                    if where == root or _startswith(where, root + "/"):
+                        readable = True
+                if not readable:
+                    why = f"{'listing' if access == 'list' else 'reading'} outside the working directory"
+        except _base_exception as error:  # fail closed: what cannot be checked is denied
+            what, why = f"{event}(...)", f"its arguments could not be checked: {_type(error).__name__}"
+        if why is None:
+            return
+        # 3. A denial: say where in the code, write it to the report pipe, end the process.
+        try:
+            line = ""
+            frame = _getframe(1)
+            depth = 0
+            while frame is not None and depth < 64:
+                filename = frame.f_code.co_filename
+                if _type(filename) is _str and filename == _code_file:
+                    line = f" at line {frame.f_lineno} of the code"
+                    break
+                frame = frame.f_back
+                depth += 1
+            frame = None
+            message = f"{what} {_marker} ({why}){line}"
+            _write(_fd, b"V " + _encode(_hex(_encode(message, "utf-8", "replace")), "ascii") + b"\n")
+        finally:
+            _exit(_exit_status)
 
     return hook

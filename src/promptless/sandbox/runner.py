@@ -9,27 +9,42 @@ import marshal
 import math
 import os
 import selectors
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from promptless.sandbox import seccomp_filter
+from promptless.sandbox.cleanup import remove_tree
 from promptless.sandbox.isolation import NAMESPACES, namespace_prefix
+from promptless.sandbox.layers import (
+    ALWAYS,
+    KERNEL,
+    SandboxUnavailable,
+    normalize_required,
+    refuse_missing,
+    warn_missing,
+)
+from promptless.sandbox.policy import DENIED_EXIT, MARKER
 from promptless.sandbox.result import RunError, SandboxResult
 
 MAX_REPORT_BYTES = 1_000_000
 UNSHARE_SIGNAL_NOTE = "unshare: sigprocmask unblock failed"
 PYTHON_FLAGS = ("-I", "-S", "-B", "-u")  # isolated (no env, no user site, no cwd on sys.path), no site, no .pyc
+LAYER_EXIT = 88  # child.LAYER_EXIT
+TMPFS_INODES = 16_384
+SECCOMP_KILLED = (
+    f"a system call {MARKER} (starting a process, a socket, chroot, mknod, mount, ptrace...): "
+    "the kernel's seccomp filter ended the process"
+)
+REPORT_LOST = f"an operation {MARKER}; the run was ended, and the code kept its report from arriving"
 
-
-class SandboxUnavailable(RuntimeError):
-    """The child interpreter could not be started at all: a problem of the host, not of the code."""
+__all__ = ["Sandbox", "SandboxUnavailable"]
 
 
 @dataclass(frozen=True)
@@ -38,15 +53,18 @@ class Sandbox:
 
     Limits: ``timeout_s`` of wall-clock time (then the whole process group is
     killed), ``memory_mb`` of address space, ``cpu_s`` of CPU time (default: the
-    timeout, rounded up), ``max_file_mb`` per written file, ``max_open_files``,
-    and ``max_output_bytes`` per stream (more output kills the run).
+    timeout, rounded up), ``max_file_mb`` per written file, ``max_disk_mb`` for
+    the whole work dir (a tmpfs, where a mount namespace is available),
+    ``max_open_files``, and ``max_output_bytes`` per stream (more output kills the run).
     ``namespaces``: True requires Linux namespaces, False skips them, None
-    (default) uses them when this machine allows it.
+    (default) uses them when this machine allows it. ``require``: layer names
+    (``namespaces``, ``landlock``, ``seccomp``, ``no-capabilities``,
+    ``disk-quota``) without which ``run`` refuses to run at all.
 
     Error contract: ``run`` returns a ``SandboxResult`` for everything the code
     does (errors, escape attempts, timeouts, crashes); it raises only
     ``TypeError`` for variables JSON cannot carry and ``SandboxUnavailable``
-    when no interpreter can be started.
+    when no interpreter can be started or a required layer is missing here.
     """
 
     timeout_s: float = 10.0
@@ -57,22 +75,34 @@ class Sandbox:
     max_output_bytes: int = 64 * 1024
     namespaces: bool | None = None
     python: str = field(default=sys.executable)
+    max_disk_mb: int = 64
+    require: Iterable[str] = frozenset()
 
     def __post_init__(self) -> None:
         if self.timeout_s <= 0 or self.memory_mb < 64 or self.max_open_files < 8 or self.max_output_bytes < 1:
             raise ValueError(f"sandbox limits out of range: {self}")
+        if self.max_disk_mb < 1:
+            raise ValueError(f"max_disk_mb must be at least 1, got {self.max_disk_mb}")
+        required = normalize_required(self.require)
+        if self.namespaces is False and required & {"namespaces", "disk-quota"}:
+            raise ValueError(f"namespaces=False contradicts require={sorted(required)}")
+        object.__setattr__(self, "require", required)
 
     @property
     def isolation(self) -> tuple[str, ...]:
-        """The layers a run gets here: always process, rlimits and the audit hook; namespaces when available."""
-        return _isolation(self._prefix())
+        """The layers a run gets here (found by one trivial run per interpreter and setting, then cached)."""
+        prefix = self._prefix()
+        applied, _ = _kernel_layers(self.python, prefix)
+        return _isolation(prefix, applied)
 
     def _prefix(self) -> tuple[str, ...]:
         if self.namespaces is False:
             return ()
         prefix = namespace_prefix(self.python)
-        if self.namespaces and not prefix:
-            raise SandboxUnavailable("namespaces=True, but `unshare --user --net --pid` does not work on this machine")
+        if (self.namespaces or "namespaces" in self.require) and not prefix:
+            refuse_missing(frozenset({"namespaces"}), {"namespaces": _NO_NAMESPACES})
+        if not prefix:
+            warn_missing({"namespaces": _NO_NAMESPACES})
         return prefix
 
     def rlimits(self) -> dict[str, int]:
@@ -91,11 +121,27 @@ class Sandbox:
         """Run ``code`` with ``variables`` (JSON values) as globals, in a fresh process and working directory."""
         request = self._request(code, variables)
         prefix = self._prefix()
+        required = frozenset(self.require)
+        if required & set(KERNEL):  # say so before starting anything, naming what is missing
+            refuse_missing(required, _kernel_layers(self.python, prefix)[1])
+        streams, returncode, duration = self._launch(request, prefix, required)
+        layers = streams.layers()
+        if "failed" in layers:
+            raise SandboxUnavailable(f"a required sandbox layer could not be set up: {layers['failed']}")
+        warn_missing(layers.get("missing", {}))
+        return self._result(streams, returncode, duration, _isolation(prefix, layers.get("applied", ())))
+
+    def _launch(
+        self, request: dict[str, Any], prefix: tuple[str, ...], required: frozenset[str]
+    ) -> tuple[_Streams, int | None, float]:
+        """Start the child in a fresh work dir, feed it, watch it until it ends, remove the work dir."""
         workdir = os.path.realpath(tempfile.mkdtemp(prefix="promptless-sandbox-"))
+        quota = (self.max_disk_mb * 2**20, TMPFS_INODES) if "--mount" in prefix else None
+        layers = {"quota": quota, "seccomp": seccomp_filter.build(), "require": sorted(required & set(KERNEL))}
         report_r, report_w = os.pipe()
         started = time.perf_counter()
         try:
-            payload = marshal.dumps({**request, "workdir": workdir, "report_fd": report_w})
+            payload = marshal.dumps({**request, "workdir": workdir, "report_fd": report_w, "layers": layers})
             try:
                 process = subprocess.Popen(
                     [*prefix, self.python, *PYTHON_FLAGS, "-c", _child_source()],
@@ -116,12 +162,12 @@ class Sandbox:
                 streams.pump(payload, deadline=started + self.timeout_s)
             finally:
                 _kill_group(process)
-            return self._result(streams, process.returncode, time.perf_counter() - started, prefix)
+            return streams, process.returncode, time.perf_counter() - started
         finally:
             os.close(report_r)
             if report_w >= 0:
                 os.close(report_w)
-            shutil.rmtree(workdir, ignore_errors=True)
+            remove_tree(workdir)
 
     def _request(self, code: str, variables: Mapping[str, Any] | None) -> dict[str, Any]:
         if not isinstance(code, str):
@@ -134,19 +180,24 @@ class Sandbox:
             variables = json.loads(json.dumps(variables, allow_nan=True))
         except (TypeError, ValueError) as error:
             raise TypeError(f"sandbox variables must be JSON values: {error}") from None
-        return {"code": code, "variables": variables, "rlimits": self.rlimits(), "policy": _policy_source()}
+        return {
+            "code": code,
+            "variables": variables,
+            "rlimits": self.rlimits(),
+            "policy": _shipped("policy.py"),
+            "confine": _shipped("confine.py"),
+        }
 
     def _result(
-        self, streams: _Streams, returncode: int | None, duration: float, prefix: tuple[str, ...]
+        self, streams: _Streams, returncode: int | None, duration: float, isolation: tuple[str, ...]
     ) -> SandboxResult:
-        """Judge the run: what the host saw (deadline, caps, exit) first, then the child's own report."""
+        """Judge the run: what the host saw (deadline, caps, exit status) first, then the child's own report."""
         report, violations = streams.report()
         common = {
             "stdout": streams.text("stdout"),
             "stderr": streams.text("stderr"),
             "duration_s": duration,
-            "violations": tuple(violations),
-            "isolation": _isolation(prefix),
+            "isolation": isolation,
         }
         value: dict[str, Any] = {}
         if streams.timed_out:
@@ -154,8 +205,14 @@ class Sandbox:
         elif streams.overflow is not None:
             message = f"more than {self.max_output_bytes} bytes on {streams.overflow}; the run was stopped"
             error = RunError("output_limit", "OutputLimitExceeded", message)
+        elif _killed_by_seccomp(returncode, common["stderr"], bool(isolation and "seccomp" in isolation)):
+            violations = [*violations, SECCOMP_KILLED]
+            error = None
+        elif returncode == DENIED_EXIT:  # the hook ends the process after a denial, whatever the code did
+            violations = violations or [REPORT_LOST]
+            error = None
         elif report is None:
-            error = _no_report(returncode, common["stderr"], bool(prefix))
+            error = _no_report(returncode, common["stderr"], "user-namespace" in isolation)
         else:
             error = _run_error(report["error"]) if isinstance(report.get("error"), Mapping) else None
             if error is None and not report.get("ok"):
@@ -163,7 +220,24 @@ class Sandbox:
             value = {"value": report.get("value"), "value_repr": report.get("value_repr")}
         if violations and (error is None or error.kind != "violation"):  # also when the code caught the denial
             error = RunError("violation", "SandboxViolation", violations[0], str(error) if error else "")
-        return SandboxResult(ok=error is None, error=error, **value, **common)
+        return SandboxResult(ok=error is None, error=error, violations=tuple(violations), **value, **common)
+
+
+_NO_NAMESPACES = "`unshare --user --net --pid --ipc --mount` does not work on this machine"
+
+
+@functools.cache
+def _kernel_layers(python: str, prefix: tuple[str, ...]) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The kernel layers a child gets here, as (applied, {missing: why}), from one trivial run."""
+    sandbox = Sandbox(python=python, namespaces=bool(prefix), timeout_s=10)
+    streams, _, _ = sandbox._launch(sandbox._request("None", None), prefix, frozenset())
+    layers = streams.layers()
+    if "applied" not in layers:
+        why = "the probe run did not say (stderr: " + streams.text("stderr")[-300:] + ")"
+        missing = dict.fromkeys(KERNEL, why)
+        return (), missing
+    warn_missing(layers["missing"])
+    return tuple(layers["applied"]), dict(layers["missing"])
 
 
 class _Streams:
@@ -245,6 +319,18 @@ class _Streams:
     def text(self, name: str) -> str:
         return self.data[name].decode("utf-8", errors="replace")
 
+    def layers(self) -> dict[str, Any]:
+        """The child's first ``L`` line: which kernel layers it set up. Written before the code runs, so it is first."""
+        for line in bytes(self.data["report"]).split(b"\n"):
+            tag, _, body = line.partition(b" ")
+            if tag == b"L":
+                with contextlib.suppress(ValueError, RecursionError):
+                    layers = json.loads(body)
+                    if isinstance(layers, dict):
+                        return layers
+                return {}
+        return {}
+
     def report(self) -> tuple[dict[str, Any] | None, list[str]]:
         """The child's final report (``R <json>``, the last one wins) and the hook's denials (``V <hex>``)."""
         report, violations = None, []
@@ -260,9 +346,14 @@ class _Streams:
         return (report if isinstance(report, dict) else None), violations
 
 
-def _isolation(prefix: tuple[str, ...]) -> tuple[str, ...]:
-    layers = ("process", "rlimits", "audit-hook")
-    return layers + tuple(f"{ns}-namespace" for ns in NAMESPACES) if prefix else layers
+def _isolation(prefix: tuple[str, ...], applied: Iterable[str]) -> tuple[str, ...]:
+    namespaces = tuple(f"{ns}-namespace" for ns in NAMESPACES) if prefix else ()
+    return ALWAYS + namespaces + tuple(layer for layer in KERNEL if layer in applied)
+
+
+def _killed_by_seccomp(returncode: int | None, stderr: str, seccomp: bool) -> bool:
+    """SIGSYS: the filter's ``SECCOMP_RET_KILL_PROCESS`` (unshare passes the signal on as its own)."""
+    return seccomp and returncode == -signal.SIGSYS
 
 
 def _exit_watch(pid: int) -> int | None:
@@ -330,5 +421,11 @@ def _child_source() -> str:
 
 
 @functools.cache
-def _policy_source() -> str:
-    return Path(__file__).with_name("policy.py").read_text(encoding="utf-8")
+def _shipped(filename: str) -> tuple[str, bytes, str]:
+    """A module the child executes: (this Python's version, its marshalled code object, its source).
+
+    The child uses the code object when it runs the same Python (no compile per run), else compiles the source.
+    """
+    source = Path(__file__).with_name(filename).read_text(encoding="utf-8")
+    code = compile(source, f"<sandbox-{filename}>", "exec", dont_inherit=True)
+    return sys.version, marshal.dumps(code), source
