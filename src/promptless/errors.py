@@ -8,6 +8,7 @@
     │   ├── TypeSyntaxError              a type annotation that cannot be read
     │   ├── ArtifactError                a saved program that does not load into this program
     │   ├── CheckpointMismatch           a checkpoint of another compile
+    │   ├── MetricError                  fatal: a metric returned no score (None, NaN, "no"; also TypeError)
     │   └── JudgeFieldError              a judge reads a field the example or prediction lacks
     ├── model output: the LM answered, but not usably (also ValueError)
     │   ├── ParseError                   text that is not the signature's outputs (.raw, .field)
@@ -69,6 +70,16 @@ class CheckpointMismatch(PromptlessError, ValueError):
     """The checkpoint file belongs to a different compile (other optimizer, settings or data)."""
 
     exit_code = 2
+
+
+class MetricError(PromptlessError, TypeError):
+    """A metric returned something that is not a score (None, NaN, a string, ...): a bug in the metric.
+
+    Fatal: every further example would fail the same way, so a run stops at once and says so.
+    """
+
+    exit_code = 2
+    fatal = True
 
 
 class JudgeFieldError(PromptlessError, ValueError):

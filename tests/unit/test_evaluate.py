@@ -71,14 +71,24 @@ def test_metric_errors_bool_and_none_and_failure_score():
     def metric(example, pred, trace=None):
         if example.question == "0":
             raise KeyError("no such field")
-        return {"1": True, "2": False, "3": None, "4": 0.5}[example.question]
+        return {"1": True, "2": False, "3": 0, "4": 0.5}[example.question]
 
     result = pl.Evaluate(dev(5), metric, failure_score=0.25, num_threads=2)(lambda **kw: pl.Prediction(answer="x"))
     assert result.scores == [0.25, 1.0, 0.0, 0.0, 0.5]
     assert result.errors == 1 and list(result.error_details) == [0]
     assert isinstance(result.results[1][1], pl.Prediction)
+    assert isinstance(result.results[0][1], pl.Prediction)  # the metric raised: the prediction is kept
     assert float(result) == result.score == pytest.approx(35.0)
     assert re.fullmatch(r"35\.0% \(95% CI \d+\.\d–\d+\.\d\), n=5, errors=1, \d+\.\d\d s/item", result.summary())
+
+
+@pytest.mark.parametrize("verdict", [None, float("nan"), "no", "False", [1]])
+def test_a_metric_that_returns_no_score_stops_the_run_with_a_clear_error(verdict):
+    def says(example, pred, trace=None):
+        return verdict
+
+    with pytest.raises(pl.MetricError, match=r"metric '.*says' returned .*: a metric must return a number or a bool"):
+        pl.Evaluate(dev(5), says, num_threads=1)(lambda **kw: pl.Prediction(answer="x"))
 
 
 def test_program_errors_keep_no_prediction():

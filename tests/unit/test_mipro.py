@@ -314,7 +314,7 @@ def test_resume_after_a_crash_rebuilds_the_study_and_repeats_nothing(tmp_path, m
         with pytest.raises(KeyboardInterrupt):
             compile_with(ScriptedLM(Script(crash_at=crash_at)), settings(checkpoint=path))
         saved = json.loads(path.read_text())["values"]
-        assert "value:probe" in saved and "score:baseline:full" in saved
+        assert "value:probe" in saved and any(k.startswith("score:baseline:") and k.endswith(":full") for k in saved)
         added.clear()
         lm = ScriptedLM(Script())
         resumed = compile_with(lm, settings(checkpoint=path))

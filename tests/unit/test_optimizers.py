@@ -239,3 +239,29 @@ def test_bootstrap_scores_the_result_on_a_valset_when_given():
     assert baseline.name == "baseline" and candidate.delta == 0.0
     assert program.compile_report.lm_calls == 8 + 4 + 8  # baseline, teacher runs, compiled
     assert program.compile_report.chosen == "baseline"  # no better than the uncompiled program
+
+
+def test_a_metric_saying_no_is_an_error_not_a_pass():
+    """bool("no") is True: judging by truthiness made wrong answers into demos. One rule now: numbers and bools."""
+    lm = ScriptedLM(default={"answer": "wrong"})
+    with pytest.raises(pl.MetricError, match="returned str 'no'"):
+        pl.BootstrapFewShot(lambda ex, pred, trace=None: "no").compile(
+            pl.Predict("question -> answer", lm=lm),
+            trainset=[pl.Example(question="q", answer="a").with_inputs("question")],
+        )
+
+
+def test_metric_errors_while_bootstrapping_are_counted_in_the_report():
+    lm = ScriptedLM(default={"answer": "a"})
+    trainset = [pl.Example(question=f"q{i}", answer="a").with_inputs("question") for i in range(3)]
+    trainset.append(pl.Example(question="q9").with_inputs("question"))  # no label
+
+    def exact(example, pred, trace=None):
+        return example.answer == pred.answer
+
+    program = pl.BootstrapFewShot(exact, max_labeled_demos=0).compile(
+        pl.Predict("question -> answer", lm=lm), trainset=trainset
+    )
+    notes = "\n".join(program.compile_report.notes)
+    assert "the metric raised on 1 example(s) while bootstrapping (first: AttributeError" in notes
+    assert "3 of the examples tried passed the metric" in notes

@@ -117,14 +117,16 @@ def test_merge_takes_each_predictor_from_the_descendant_that_changed_it():
 
 
 def test_split_score_reads_every_metric_result():
-    assert split_score(True) == (1.0, None) and split_score(0.25) == (0.25, None) and split_score(None) == (0.0, None)
+    assert split_score(True) == (1.0, None) and split_score(0.25) == (0.25, None)
+    with pytest.raises(TypeError, match="must return a number"):  # None is no score (MetricError, a TypeError)
+        split_score(None)
     assert split_score(ScoreWithFeedback(0.0, "too long")) == (0.0, "too long")
     assert split_score({"score": 1, "feedback": " ok "}) == (1.0, "ok")
     assert split_score(pl.Prediction(score=0.5, feedback="half")) == (0.5, "half")
     assert float(ScoreWithFeedback(0.75, "x")) == 0.75 and ScoreWithFeedback(1, "y")["feedback"] == "y"
     with pytest.raises(TypeError, match="without a 'score'"):
         split_score({"feedback": "no score"})
-    with pytest.raises(TypeError, match="expected a number"):
+    with pytest.raises(TypeError, match="must return a number"):
         split_score("yes")
     # wrapped, a dict-returning metric reads as a float, as Evaluate needs
     example, prediction = qa(1)[0], pl.Prediction(answer="a0")

@@ -135,8 +135,13 @@ class _Run:
         example = self.examples[index]
         try:
             prediction = self.program(**example.inputs())
-            score = split_score(self.metric(example, prediction, None))[0]
         except Exception as error:
+            self._record_error(index, error)
+            return
+        try:
+            score = split_score(self.metric(example, prediction, None), self.metric)[0]
+        except Exception as error:  # the prediction is kept beside the metric's error
+            self.results[index] = (example, prediction, self.failure)
             self._record_error(index, error)
             return
         with self.lock:

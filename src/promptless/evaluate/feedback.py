@@ -11,9 +11,13 @@ wraps a metric so that every form reads as a float (a dict, too).
 from __future__ import annotations
 
 import inspect
+import math
+import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from promptless.errors import MetricError
 
 
 @dataclass(frozen=True)
@@ -35,28 +39,42 @@ class ScoreWithFeedback:
         return getattr(self, key)
 
 
-def split_score(value: Any) -> tuple[float, str | None]:
-    """``(score, feedback or None)`` from whatever a metric returned; a clear TypeError for anything else."""
-    if value is None:
-        return 0.0, None
+def split_score(value: Any, metric: Any = None) -> tuple[float, str | None]:
+    """``(score, feedback or None)`` from what a metric returned: the one rule, for Evaluate and every optimizer.
+
+    Numbers and bools are scores; so is the ``score`` of a ScoreWithFeedback, a
+    ``{"score", "feedback"}`` mapping or an object with ``.score`` (DSPy's
+    ``Prediction(score=...)``). Anything else, None and NaN included, is a
+    ``MetricError`` naming the metric and showing the value: ``"no"`` is not a verdict.
+    """
     if isinstance(value, ScoreWithFeedback):
-        return float(value.score), _text(value.feedback)
-    if isinstance(value, (bool, int, float)):
-        return float(value), None
+        return _number(value.score, metric, value), _text(value.feedback)
     if isinstance(value, Mapping):
         if "score" not in value:
-            raise TypeError(f"a metric returned a mapping without a 'score' key: {dict(value)!r}")
-        return _number(value["score"]), _text(value.get("feedback"))
-    score = _attribute(value, "score")
-    if score is not None:
-        return _number(score), _text(_attribute(value, "feedback"))
-    try:
-        return float(value), None
-    except (TypeError, ValueError):
-        raise TypeError(
-            f"a metric returned {type(value).__name__} {value!r}: expected a number, a bool, ScoreWithFeedback, "
-            "or {'score': ..., 'feedback': ...}"
-        ) from None
+            raise MetricError(f"{_name(metric)} returned a mapping without a 'score' key: {dict(value)!r:.200}")
+        return _number(value["score"], metric, value), _text(value.get("feedback"))
+    if not isinstance(value, (numbers.Real, str)) and value is not None:
+        score = _attribute(value, "score")
+        if score is not None:
+            return _number(score, metric, value), _text(_attribute(value, "feedback"))
+    return _number(value, metric, value), None
+
+
+def _number(score: Any, metric: Any, returned: Any) -> float:
+    if isinstance(score, numbers.Real) and not math.isnan(float(score)):
+        return float(score)
+    raise MetricError(
+        f"{_name(metric)} returned {type(returned).__name__} {returned!r:.120}: a metric must return a number or a "
+        "bool (or ScoreWithFeedback / {'score': ..., 'feedback': ...})"
+        + ("; NaN is not a score" if isinstance(score, numbers.Real) else "")
+    )
+
+
+def _name(metric: Any) -> str:
+    if metric is None:
+        return "the metric"
+    name = getattr(metric, "__qualname__", None) or getattr(metric, "__name__", None) or type(metric).__name__
+    return f"metric {name!r}"
 
 
 class FeedbackMetric:
@@ -76,7 +94,7 @@ class FeedbackMetric:
             self.per_predictor = False
 
     def __call__(self, example: Any, prediction: Any, trace: Any = None) -> float:
-        return split_score(self._call(example, prediction, trace))[0]
+        return split_score(self._call(example, prediction, trace), self.metric)[0]
 
     def judge(
         self, example: Any, prediction: Any, trace: Any, pred_name: str | None, pred_trace: Any
@@ -85,9 +103,9 @@ class FeedbackMetric:
 
         Feedback on ``pred_name`` wins over feedback on the whole program, when the metric gives both.
         """
-        score, feedback = split_score(self._call(example, prediction, None))
+        score, feedback = split_score(self._call(example, prediction, None), self.metric)
         if self.per_predictor and pred_name is not None:
-            _, own = split_score(self._call(example, prediction, trace, pred_name, pred_trace))
+            _, own = split_score(self._call(example, prediction, trace, pred_name, pred_trace), self.metric)
             feedback = own or feedback
         return score, feedback
 
@@ -102,13 +120,6 @@ def _attribute(value: Any, name: str) -> Any:
         return getattr(value, name, None)
     except Exception:  # dict-like records may raise something other than AttributeError
         return None
-
-
-def _number(score: Any) -> float:
-    try:
-        return float(score or 0.0)
-    except (TypeError, ValueError):
-        raise TypeError(f"a metric's 'score' must be a number, got {type(score).__name__} {score!r}") from None
 
 
 def _text(feedback: Any) -> str | None:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from promptless.evaluate.feedback import split_score
 from promptless.evaluate.stats import bootstrap_ci, paired_bootstrap_ci
 from promptless.module import Module
 from promptless.primitives import Example
@@ -161,11 +162,13 @@ def one_line(text: str, width: int) -> str:
 
 
 def passes(metric: Metric, example: Example, prediction: Any, trace: Any, threshold: float | None) -> bool:
-    """The metric's verdict: truthy without a threshold, ``>= threshold`` with one."""
-    value = metric(example, prediction, trace)
-    if threshold is None:
-        return bool(value)
-    return float(value or 0.0) >= threshold
+    """The metric's verdict: a non-zero score without a threshold, ``>= threshold`` with one.
+
+    The score is read by the same rule as Evaluate's (``split_score``): a metric returning
+    ``"no"`` or None is a ``MetricError``, never a pass.
+    """
+    score = split_score(metric(example, prediction, trace), metric)[0]
+    return score >= threshold if threshold is not None else bool(score)
 
 
 def attach_report(program: Module, report: CompileReport) -> Module:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from promptless.callbacks import callback_scope
-from promptless.errors import TooManyErrors, cannot_recover
+from promptless.errors import MetricError, TooManyErrors, cannot_recover
 from promptless.module import Module
 from promptless.optimizers.base import (
     CompileReport,
@@ -26,6 +26,7 @@ from promptless.optimizers.base import (
     Optimizer,
     attach_report,
     check_trainset,
+    one_line,
     passes,
 )
 from promptless.optimizers.labeled import LabeledFewShot
@@ -45,7 +46,8 @@ class Attempt:
     index: int
     demos: dict[str, list[Example]] = field(default_factory=dict)
     passed: bool = False
-    error: BaseException | None = None
+    error: BaseException | None = None  # the program raised
+    metric_error: BaseException | None = None  # the metric raised (e.g. the example has no label)
 
 
 class BootstrapFewShot(Optimizer):
@@ -165,6 +167,7 @@ class BootstrapFewShot(Optimizer):
     def _bootstrap(self, teacher: Module, examples: list[Example]) -> dict[int, Attempt]:
         """Run the teacher round by round until enough examples passed; returns the passing attempts."""
         passed: dict[int, Attempt] = {}
+        self._failures: list[Attempt] = []
         errors = 0
         threads = max(1, self.num_threads or current().num_threads)
         with ThreadPoolExecutor(max_workers=threads) as pool:  # one pool for every wave of every round
@@ -175,17 +178,19 @@ class BootstrapFewShot(Optimizer):
                     if len(passed) >= self.max_bootstrapped_demos:
                         return passed
                     for attempt in pool.map(run, todo[start : start + threads]):
-                        if attempt.error is None:
+                        failure = attempt.error or attempt.metric_error
+                        if failure is None:
                             if attempt.passed:
                                 passed[attempt.index] = attempt
                             continue
-                        if cannot_recover(attempt.error):
-                            raise attempt.error
+                        if cannot_recover(failure):
+                            raise failure
+                        self._failures.append(attempt)
                         errors += 1
                         if self.max_errors is not None and errors > self.max_errors:
                             raise TooManyErrors(
                                 f"{errors} examples raised while bootstrapping (max_errors={self.max_errors})"
-                            ) from attempt.error
+                            ) from failure
         return passed
 
     def _attempt(self, teacher: Module, examples: list[Example], index: int, *, round_index: int) -> Attempt:
@@ -201,10 +206,18 @@ class BootstrapFewShot(Optimizer):
         try:
             with context(**{**self.teacher_settings, "trace": trace}):
                 prediction = own(**example.inputs())
-                attempt.passed = passes(self.metric, example, prediction, trace, self.metric_threshold)
         except Exception as error:
             attempt.error = error
             log.debug("bootstrap example %d raised %r", index, error)
+            return attempt
+        try:  # outside the trace: a metric that calls an LM (a judge) adds no steps to the teacher's trace
+            with context(**self.teacher_settings):
+                attempt.passed = passes(self.metric, example, prediction, list(trace), self.metric_threshold)
+        except MetricError:
+            raise
+        except Exception as error:
+            attempt.metric_error = error
+            log.info("bootstrap: the metric raised on example %d: %r", index, error)
             return attempt
         for step in trace:
             name = names.get(id(step.predictor))
@@ -226,3 +239,11 @@ class BootstrapFewShot(Optimizer):
             predictor.demos = boot + labeled
             notes.append(f"{name}: {len(boot)} bootstrapped + {len(labeled)} labelled demos")
         notes.append(f"{len(passed)} of the examples tried passed the metric")
+        for kind, failed in (
+            ("the program raised on", [a.error for a in self._failures if a.error is not None]),
+            ("the metric raised on", [a.metric_error for a in self._failures if a.metric_error is not None]),
+        ):
+            if failed:
+                first = failed[0]
+                notes.append(f"{kind} {len(failed)} example(s) while bootstrapping (first: {type(first).__name__}: "
+                             f"{one_line(str(first), 120)})")

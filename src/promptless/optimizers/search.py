@@ -177,11 +177,13 @@ class SearchRun:
     def score(self, name: str, program: Module, subset: Sequence[int] | None = None) -> Scored:
         """Per-example scores of ``program`` on the valset (or the ``subset`` of its indices); checkpointed.
 
-        ``name`` must identify the candidate's content: a restarted run that reaches the
-        same name reuses the stored scores.
+        A stored score belongs to the candidate's content (instructions, demos, decoding
+        settings: its whole state) on these valset examples, never to its name alone: a
+        restarted run that rebuilds a candidate with other demos scores it again.
         """
         indices = list(range(len(self.valset))) if subset is None else list(subset)
-        key = f"score:{name}:" + (fingerprint(indices) if subset is not None else "full")
+        content = fingerprint(program.dump_state())
+        key = f"score:{name}:{content}:" + (fingerprint(indices) if subset is not None else "full")
         stored = self.checkpoint.get(key)
         if stored is not None:
             scored = Scored(list(stored["scores"]), int(stored["errors"]))
