@@ -1,22 +1,28 @@
-"""What the code sandbox costs: cold start and per-run time (medians), next to a bare interpreter start.
+"""What the code sandbox costs per run, before and after a change, measured side by side in one process.
 
-    python bench/sandbox_cost.py [--runs 20] [--cold 5]
+    python bench/sandbox_cost.py [--runs 30] [--baseline REV] [--cold 5]
 
+* before/after: the sandbox package as it was at git revision ``--baseline``
+  (default: the commit before the kernel layers, 9f192c3) is loaded next to the
+  current one; runs alternate between the two (ABAB...), so both see the same
+  machine load; medians over ``--runs`` runs each, for a trivial program and a
+  typical LM-written math program, with namespaces (when available) and without;
 * cold start: in a fresh host process, importing ``promptless.sandbox`` and its
-  first ``Sandbox().run`` (namespace detection, one extra interpreter start,
-  included), measured inside that process, median over ``--cold`` processes;
-* per run: later runs in one process, with namespaces (when available) and
-  without, for a trivial program and for a typical LM-written math program;
+  first ``Sandbox().run`` (namespace detection included), median over ``--cold``;
 * floor: ``python -I -S -c pass``, the interpreter start every run pays.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
+from typing import Any
 
 from promptless.sandbox import Sandbox
 
@@ -32,27 +38,52 @@ COLD = (
     "import time\nstarted = time.perf_counter()\nfrom promptless.sandbox import Sandbox\n"
     "result = Sandbox().run('1 + 1')\nassert result.ok, result.error\nprint(time.perf_counter() - started)"
 )
+BASELINE = "9f192c3"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def baseline_sandbox(revision: str, into: Path) -> Any:
+    """The sandbox package at ``revision``, importable as ``sandbox_baseline`` (its imports renamed)."""
+    listing = subprocess.run(
+        ["git", "ls-tree", "--name-only", revision, "src/promptless/sandbox/"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    package = into / "sandbox_baseline"
+    package.mkdir()
+    for path in listing:
+        source = subprocess.run(["git", "show", f"{revision}:{path}"], cwd=REPO, capture_output=True, check=True)
+        text = source.stdout.decode().replace("promptless.sandbox", "sandbox_baseline")
+        (package / Path(path).name).write_text(text)
+    sys.path.insert(0, str(into))
+    return importlib.import_module("sandbox_baseline")
 
 
 def median_ms(samples: list[float]) -> str:
-    return f"{statistics.median(samples) * 1000:6.1f} ms (min {min(samples) * 1000:.1f}, n={len(samples)})"
+    return f"{statistics.median(samples) * 1000:6.1f} ms (min {min(samples) * 1000:5.1f})"
 
 
-def per_run(sandbox: Sandbox, code: str, runs: int) -> list[float]:
-    sandbox.run(code)  # warm: the namespace probe and the child's source are cached per process
-    times = []
+def side_by_side(before: Any, after: Any, code: str, runs: int) -> tuple[list[float], list[float]]:
+    """Alternate runs of the two sandboxes; per-run wall time of each."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for sandbox in (before, after):
+        assert sandbox.run(code).ok  # warm: probes and sources are cached per process
     for _ in range(runs):
-        started = time.perf_counter()
-        result = sandbox.run(code)
-        times.append(time.perf_counter() - started)
-        assert result.ok, result.error
+        for sandbox, samples in zip((before, after), times, strict=True):
+            started = time.perf_counter()
+            result = sandbox.run(code)
+            samples.append(time.perf_counter() - started)
+            assert result.ok, result.error
     return times
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--cold", type=int, default=5)
+    parser.add_argument("--baseline", default=BASELINE)
     args = parser.parse_args()
 
     floor = []
@@ -64,13 +95,23 @@ def main() -> None:
         float(subprocess.run([sys.executable, "-c", COLD], check=True, capture_output=True, text=True).stdout)
         for _ in range(args.cold)
     ]
-    with_ns, without_ns = Sandbox(), Sandbox(namespaces=False)
-    print(f"isolation here: {', '.join(with_ns.isolation)}")
-    print(f"bare interpreter start (python -I -S):   {median_ms(floor)}")
-    print(f"cold start (import + first run):        {median_ms(cold)}")
-    print(f"per run, trivial, with namespaces:      {median_ms(per_run(with_ns, TRIVIAL, args.runs))}")
-    print(f"per run, trivial, without namespaces:   {median_ms(per_run(without_ns, TRIVIAL, args.runs))}")
-    print(f"per run, math program, with namespaces: {median_ms(per_run(with_ns, MATH, args.runs))}")
+    with tempfile.TemporaryDirectory() as tmp:
+        old = baseline_sandbox(args.baseline, Path(tmp))
+        print(f"before ({args.baseline}): {', '.join(old.Sandbox().isolation)}")
+        print(f"after (working tree): {', '.join(Sandbox().isolation)}")
+        print(f"bare interpreter start (python -I -S): {median_ms(floor)}")
+        print(f"cold start, after (import + first run): {median_ms(cold)}")
+        print(f"per run, medians of {args.runs}, alternating:       before                    after")
+        for label, code, namespaces in (
+            ("trivial, with namespaces", TRIVIAL, None),
+            ("trivial, without namespaces", TRIVIAL, False),
+            ("math program, with namespaces", MATH, None),
+        ):
+            before, after = side_by_side(
+                old.Sandbox(namespaces=namespaces), Sandbox(namespaces=namespaces), code, args.runs
+            )
+            delta = (statistics.median(after) - statistics.median(before)) * 1000
+            print(f"  {label:31} {median_ms(before)}  {median_ms(after)}  ({delta:+.1f} ms)")
 
 
 if __name__ == "__main__":
