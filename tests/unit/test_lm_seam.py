@@ -18,10 +18,14 @@ def test_transient_errors_are_retried_then_raised():
     lm = ScriptedLM([pl.LMUnavailable("503"), pl.LMRateLimited("429"), "ok"], backoff=backoff)
     assert lm("hi") == ["ok"]
     assert len(slept) == 2 and all(0.3 <= s <= 1.5 for s in slept)  # 0.5 s then 1 s, ±25 % jitter
+    lm = ScriptedLM(default=pl.LMUnavailable("down"), backoff=backoff)
+    with pytest.raises(pl.LMUnavailable):
+        lm("hi")
+    assert len(lm.requests) == 3  # first try + 2 retries
     lm = ScriptedLM(default=pl.LMTimeout("slow"), backoff=backoff)
     with pytest.raises(pl.LMTimeout):
         lm("hi")
-    assert len(lm.requests) == 3  # first try + 2 retries
+    assert len(lm.requests) == 2  # a timeout is retried once: each try costs a whole timeout
 
 
 @pytest.mark.parametrize("error", [pl.LMAuthError("401"), pl.LMNotFound("404"), pl.LMContextOverflow("too long")])

@@ -294,3 +294,67 @@ def test_async_calls_share_the_dialect_top_up_and_errors():
     down = OpenAIBackend("m", api_base="http://server/v1", async_transport=httpx.MockTransport(refused))
     with pytest.raises(LMUnavailable, match="cannot connect"):
         asyncio.run(down.acomplete(Request(messages=CHAT)))
+
+
+def test_retry_after_is_honoured_on_429_and_503():
+    replies = iter(
+        [
+            httpx.Response(429, headers={"Retry-After": "2.5"}, text="slow down"),
+            httpx.Response(503, headers={"Retry-After": "1"}, text="busy"),
+            ok("done"),
+        ]
+    )
+    b, seen = backend(lambda r: next(replies))
+    slept: list[float] = []
+    lm = LM("openai/m", api_base="http://server/v1", backend=b, cache=False, backoff=Backoff(3, sleep=slept.append))
+    assert lm("x") == ["done"]
+    assert slept == [2.5, 1.0] and len(seen) == 3
+
+
+def test_a_500_that_names_the_request_format_is_not_retried():
+    b, seen = backend(lambda r: httpx.Response(500, text=LLAMA_CPP_REFUSAL))
+    lm = LM("openai/m", api_base="http://server/v1", backend=b, cache=False, backoff=Backoff(3, sleep=lambda s: None))
+    with pytest.raises(LMBadRequest, match="response_format"):
+        lm(Request(messages=CHAT))
+    assert len(seen) == 1
+
+
+def test_a_dialect_settled_on_one_reply_is_settled_again_when_refused():
+    """The first 200 came from a server that took json_schema; later the server refuses it: switch, don't fail."""
+    served = {"n": 0}
+
+    def handler(request):
+        served["n"] += 1
+        kind = (json.loads(request.content).get("response_format") or {}).get("type")
+        if served["n"] == 1 or kind == "json_object":
+            return ok('{"a": 1}')
+        return httpx.Response(400, text="response_format json_schema is not supported")
+
+    b, seen = backend(handler)
+    request = Request(messages=CHAT, schema=SCHEMA)
+    assert b.complete(request).text == '{"a": 1}' and b.style == "json_schema"
+    assert b.complete(request).text == '{"a": 1}' and b.style == "json_object"
+    assert b.complete(request).text == '{"a": 1}'
+    assert [body["response_format"]["type"] for _, body in seen] == [
+        "json_schema",
+        "json_schema",
+        "json_object",
+        "json_object",
+    ]
+
+
+def test_acomplete_reuses_one_async_client_per_event_loop():
+    async def handler(request):
+        return ok("hi")
+
+    b = OpenAIBackend("m", api_base="http://server/v1", async_transport=httpx.MockTransport(handler))
+
+    async def calls():
+        await b.acomplete(Request(messages=CHAT))
+        first = b._async_client()
+        await b.acomplete(Request(messages=CHAT))
+        assert b._async_client() is first
+        await b.aclose()
+        assert first.is_closed
+
+    asyncio.run(calls())

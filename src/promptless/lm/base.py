@@ -10,6 +10,7 @@ differ only in the innermost call.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import logging
@@ -116,7 +117,7 @@ class LM:
 
     @num_retries.setter
     def num_retries(self, value: int) -> None:
-        self.backoff = Backoff(value, self.backoff.base, self.backoff.cap, self.backoff.sleep, self.backoff.asleep)
+        self.backoff = dataclasses.replace(self.backoff, retries=value)
 
     # -- backend -----------------------------------------------------------------
     @property
@@ -265,6 +266,11 @@ class LM:
                 self.backoff.sleep(self._retry_delay(error, attempt))
         response = self._store(key, response, started, budget)
         return self._record(request, response)
+
+    def forget(self, request: Request) -> None:
+        """Drop ``request``'s cached answer: a reply no adapter could read must not be replayed from the cache."""
+        if self._cache is not None and hasattr(self._cache, "discard"):
+            self._cache.discard(request.cache_key(self.cache_id))
 
     # -- the pipeline's shared steps ------------------------------------------------
     def _lookup(self, request: Request) -> tuple[str | None, Response | None]:

@@ -76,6 +76,12 @@ class Cache:
             self._remember(key, text)
         self._disk_run("INSERT OR REPLACE INTO entries VALUES (?, ?, ?)", (key, text, time.time()), create=True)
 
+    def discard(self, key: str) -> None:
+        """Forget one entry (a reply that turned out unusable must not be replayed)."""
+        with self._memory_lock:
+            self._memory.pop(key, None)
+        self._disk_run("DELETE FROM entries WHERE key = ?", (key,), create=False)
+
     def clear(self) -> None:
         """Empty both tiers (the file stays, empty)."""
         with self._memory_lock:
@@ -113,6 +119,14 @@ class Cache:
     def _connect(self, create: bool) -> sqlite3.Connection | None:
         """The open connection; opened lazily, and a read never creates the file."""
         if self._conn is None and self._disk and (create or self.path.exists()):
+            if self.path.exists() and not os.access(self.path.parent, os.W_OK | os.X_OK):
+                # A read-only, pre-filled cache (shipped with a program, or on a read-only mount) still
+                # serves hits: open it immutable, without the setup statements that write.
+                if create:
+                    return None
+                uri = f"file:{self.path}?immutable=1"
+                self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+                return self._conn
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(self.path, timeout=self.busy_timeout, check_same_thread=False)
             for statement in _SETUP:  # a failure here reaches _recover, which closes the connection

@@ -153,11 +153,12 @@ class LlamaBackend:
             prompt = self._chat_prompt(llm, request)
         tokens = llm.tokenize(prompt.encode(), add_bos=True, special=True)
         if len(tokens) + request.max_tokens > llm.n_ctx():
-            if len(tokens) >= llm.n_ctx():
-                raise LMContextOverflow(
-                    f"prompt of {len(tokens)} tokens does not fit local/{self.name}'s context of {llm.n_ctx()}"
-                )
-            sampling["max_tokens"] = llm.n_ctx() - len(tokens)
+            # Fail before evaluating the prompt: shrinking the output budget would cut the answer, and the
+            # parse retry would then evaluate the whole prompt again only to overflow.
+            raise LMContextOverflow(
+                f"prompt of {len(tokens)} tokens + max_tokens={request.max_tokens} does not fit local/{self.name}'s "
+                f"context of {llm.n_ctx()} tokens; shorten the inputs or demos, or lower max_tokens"
+            )
         cached = llm.longest_token_prefix(llm.input_ids[: llm.n_tokens], tokens)  # what llama.cpp reuses
         return tokens, sampling, cached
 

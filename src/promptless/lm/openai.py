@@ -16,6 +16,7 @@ import json
 import os
 import threading
 import time
+import weakref
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -65,10 +66,12 @@ class OpenAIBackend:
         self._api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         self.timeout = timeout
         self.style: Style = response_format_style
+        self._detects = response_format_style == "auto"  # a dialect it settled may be settled again
         self.params = params
         self._lock = threading.Lock()
         self._transport, self._async_transport = transport, async_transport
         self._client: httpx.Client | None = None
+        self._async_clients: weakref.WeakKeyDictionary[Any, httpx.AsyncClient] = weakref.WeakKeyDictionary()
 
     def __repr__(self) -> str:  # never the key
         return f"OpenAIBackend({self.model!r}, api_base={self.api_base!r})"
@@ -91,6 +94,27 @@ class OpenAIBackend:
             self._client.close()
             self._client = None
 
+    async def aclose(self) -> None:
+        """Close the async client of the running event loop (each loop has its own; see ``acomplete``)."""
+        import asyncio  # lazy: asyncio costs ~35 ms of import time; only async callers pay it
+
+        client = self._async_clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+
+    def _async_client(self) -> httpx.AsyncClient:
+        """One pooled AsyncClient per event loop (a client cannot move between loops), made on first use."""
+        import asyncio  # lazy: asyncio costs ~35 ms of import time; only async callers pay it
+
+        import httpx  # lazy: httpx costs ~40 ms of import time, paid only by programs that use a server
+
+        loop = asyncio.get_running_loop()
+        client = self._async_clients.get(loop)
+        if client is None or client.is_closed:
+            client = httpx.AsyncClient(headers=self._headers(), timeout=self.timeout, transport=self._async_transport)
+            self._async_clients[loop] = client
+        return client
+
     def complete(self, request: Request) -> Response:
         script = self._script(request)
         step = next(script)
@@ -104,21 +128,19 @@ class OpenAIBackend:
         """The same call without blocking the event loop."""
         import httpx  # lazy: httpx costs ~40 ms of import time, paid only by programs that use a server
 
-        async with httpx.AsyncClient(
-            headers=self._headers(), timeout=self.timeout, transport=self._async_transport
-        ) as client:
-            script = self._script(request)
-            step = next(script)
-            while True:
-                url, body = step
-                try:
-                    reply: Reply = _checked(await client.post(url, json=body), url, self.model)
-                except (LMError, httpx.HTTPError) as error:
-                    reply = self._as_lm_error(url, error)
-                try:
-                    step = script.send(reply)
-                except StopIteration as done:
-                    return done.value
+        client = self._async_client()
+        script = self._script(request)
+        step = next(script)
+        while True:
+            url, body = step
+            try:
+                reply: Reply = _checked(await client.post(url, json=body), url, self.model)
+            except (LMError, httpx.HTTPError) as error:
+                reply = self._as_lm_error(url, error)
+            try:
+                step = script.send(reply)
+            except StopIteration as done:
+                return done.value
 
     def stream(self, request: Request) -> Generator[str, None, Response]:
         """Yield text deltas from a ``stream: true`` request (server-sent events); return the whole Response.
@@ -198,7 +220,13 @@ class OpenAIBackend:
             guess = structured and self.style == "auto"
             style = "json_schema" if guess else self.style
             reply = yield url, self._body(request, request.n - len(texts), len(texts), style)
-            if isinstance(reply, LMError) and guess and _refuses_json_schema(reply):
+            if isinstance(reply, LMError) and structured and not guess and self._detects and _refuses_format(reply):
+                # The dialect settled earlier (perhaps on a reply from another server) is refused now: settle again.
+                other: Style = "json_object" if style == "json_schema" else "json_schema"
+                reply = yield url, self._body(request, request.n - len(texts), len(texts), other)
+                with self._lock:
+                    self.style = other if not isinstance(reply, LMError) else "auto"
+            elif isinstance(reply, LMError) and guess and _refuses_json_schema(reply):
                 reply = yield url, self._body(request, request.n - len(texts), len(texts), "json_object")
                 if not isinstance(reply, LMError):
                     self._settle("json_object")
@@ -263,6 +291,29 @@ def _refuses_json_schema(error: LMError, strict: bool = False) -> bool:
     return named or (not strict and isinstance(error, LMBadRequest))
 
 
+def _refuses_format(error: LMError) -> bool:
+    """Did the server refuse the structured-output field we sent (either dialect)?"""
+    text = str(error).lower()
+    return isinstance(error, LMBadRequest) and ("response_format" in text or "json_schema" in text or "schema" in text)
+
+
+def _retry_after(reply: httpx.Response) -> float | None:
+    """Seconds from a ``Retry-After`` header (a number or an HTTP date), if the server sent one."""
+    value = reply.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime  # lazy: only a rate-limited reply needs it
+
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
 def _checked(reply: httpx.Response, url: str, model: str) -> dict[str, Any]:
     """The JSON body of a 2xx reply, or the typed error its status means."""
     status = reply.status_code
@@ -286,13 +337,18 @@ def _checked(reply: httpx.Response, url: str, model: str) -> dict[str, Any]:
         error = LMTimeout
     elif status == 429:
         error = LMRateLimited
+    elif status >= 500 and ("response_format" in lowered or "json_schema" in lowered or "grammar" in lowered):
+        error = LMBadRequest  # llama.cpp refuses a request format with a 500: retrying cannot help
     elif status >= 500:
         error = LMUnavailable
     elif any(hint in lowered for hint in _OVERFLOW_HINTS) or ("exceed" in lowered and "context" in lowered):
         error = LMContextOverflow
     else:
         error = LMBadRequest
-    raise error(message)
+    failure = error(message)
+    if status in (429, 503):
+        failure.retry_after = _retry_after(reply)
+    raise failure
 
 
 def _read_choices(data: dict[str, Any], url: str) -> tuple[list[str], list[str], Usage]:

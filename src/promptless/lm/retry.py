@@ -10,7 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from promptless.errors import LMError
+from promptless.errors import LMError, LMTimeout
 
 MAX_RETRY_AFTER_S = 60.0  # a server asking for longer than this is not waited for past this
 
@@ -26,7 +26,8 @@ class Backoff:
     """``retries`` attempts after the first; delay ``base * 2**attempt`` (capped at ``cap``), ±25 % jitter.
 
     A ``Retry-After`` from the server (``error.retry_after``) replaces the computed delay, up to
-    ``MAX_RETRY_AFTER_S``.
+    ``MAX_RETRY_AFTER_S``. A timeout is retried at most ``timeout_retries`` times: a server that
+    hung for a whole timeout rarely answers the next one, and each try costs that timeout again.
     """
 
     retries: int = 3
@@ -34,10 +35,13 @@ class Backoff:
     cap: float = 8.0
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
     asleep: Callable[[float], Awaitable[None]] = field(default=_asyncio_sleep, repr=False)
+    timeout_retries: int = 1
 
     def delay(self, error: LMError, attempt: int) -> float | None:
         """Seconds to wait before attempt ``attempt + 1``, or None when ``error`` must be raised."""
         if not error.transient or attempt >= self.retries:
+            return None
+        if isinstance(error, LMTimeout) and attempt >= self.timeout_retries:
             return None
         if error.retry_after is not None and error.retry_after >= 0:
             return min(MAX_RETRY_AFTER_S, error.retry_after)

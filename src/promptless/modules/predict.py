@@ -62,6 +62,8 @@ class Predict(Module, Parameter):
                 completions.append(_drive(self._parsed(adapter, request, text), lambda retry: lm(retry).text))
             except ParseError as error:
                 errors.append(error)
+        if not completions:
+            lm.forget(request)
         return self._finish(response, demos, inputs, completions, errors)
 
     async def aforward(self, **kwargs: Any) -> Prediction:
@@ -80,6 +82,8 @@ class Predict(Module, Parameter):
                 completions.append(done.value)
             except ParseError as error:
                 errors.append(error)
+        if not completions:
+            lm.forget(request)
         return self._finish(response, demos, inputs, completions, errors)
 
     def _parsed(self, adapter: Adapter, request: Request, text: str) -> Generator[Request, str, dict[str, Any]]:
