@@ -336,3 +336,20 @@ def test_exiting_early_is_reported_as_a_crash():
 def test_the_host_survives_everything_above():
     assert threading.main_thread().is_alive() and os.getpid() > 0
     assert not Path("/tmp/promptless-pwned").exists()
+
+
+def test_ordinary_stdlib_work_runs_under_every_layer():
+    """Landlock's read-only roots and the seccomp filter leave what LM-written code needs: threads, native
+    stdlib modules and their system libraries, time zones, temporary files in the work dir."""
+    code = (
+        "import threading, time, zoneinfo, decimal, hashlib, zlib, lzma, bz2, json, random, tempfile, datetime\n"
+        "out = []\nt = threading.Thread(target=lambda: out.append(sum(range(10))))\nt.start()\nt.join()\n"
+        "tz = datetime.datetime(2024, 1, 1, tzinfo=zoneinfo.ZoneInfo('Europe/Paris')).utcoffset().seconds\n"
+        "with tempfile.NamedTemporaryFile('w', dir='.') as f:\n    f.write('x')\n"
+        "answer = [out[0], tz, str(decimal.Decimal(1) / 8), hashlib.sha256(b'').hexdigest()[:8],\n"
+        "          len(zlib.compress(b'a' * 100)) < 100, time.localtime().tm_year > 2000]"
+    )
+    result = run(code)
+    assert result.ok, result.error
+    assert result.value == [45, 3600, "0.125", "e3b0c442", True, True]
+    assert result.isolation == SANDBOX.isolation  # every layer this machine offers was in force
