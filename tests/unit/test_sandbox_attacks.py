@@ -331,3 +331,22 @@ def test_a_missing_layer_is_warned_about_once(monkeypatch, caplog):
         layers.warn_missing({"landlock": "not in this kernel"})
         layers.warn_missing({"landlock": "not in this kernel"})
     assert [r.getMessage().count("'landlock'") for r in caplog.records] == [2]
+
+
+def test_without_kernel_layers_the_sandbox_still_works_and_says_so(monkeypatch):
+    """A host where ``_ctypes`` or the system calls are missing: runs go on with the other layers, named as such;
+    a run that requires a kernel layer is refused even when the probe thought it was there."""
+    from promptless.sandbox import SandboxUnavailable
+
+    shipped = runner._shipped
+    broken = (sys.version, None, "import _no_such_module\n")
+    monkeypatch.setattr(runner, "_shipped", lambda name: broken if name == "confine.py" else shipped(name))
+    result = Sandbox(timeout_s=5).run("6 * 7")
+    assert result.ok and result.value == 42
+    assert not {"landlock", "seccomp", "no-capabilities", "disk-quota"} & set(result.isolation)
+    assert result.isolation[:3] == ("process", "rlimits", "audit-hook")
+    denied = Sandbox(timeout_s=5).run("open('/etc/passwd')")
+    assert denied.error.kind == "violation"  # the hook still holds
+    monkeypatch.setattr(runner, "_kernel_layers", lambda python, prefix: (("landlock", "seccomp"), {}))
+    with pytest.raises(SandboxUnavailable, match=r"seccomp.*_no_such_module"):
+        Sandbox(timeout_s=5, require={"seccomp"}).run("1")

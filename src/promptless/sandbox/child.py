@@ -34,6 +34,7 @@ MAX_REPR = 4000
 MAX_VALUE_JSON = 64_000
 MAX_TRACEBACK = 3000
 LAYER_EXIT = 88  # runner.LAYER_EXIT: a required kernel layer could not be set up
+KERNEL_LAYERS = ("disk-quota", "no-capabilities", "landlock", "seccomp")  # layers.KERNEL
 
 
 class CPUTimeExceeded(BaseException):
@@ -193,12 +194,18 @@ def install_policy(request):
 def confine(request):
     """Ask the kernel for its layers, say which were set up (``L`` line), then forget ``_ctypes`` again."""
     layers = request["layers"]
-    module = load_module("promptless_sandbox_confine", request["confine"])
+    module = {}
     try:
+        module = load_module("promptless_sandbox_confine", request["confine"])
         applied, missing = module["apply"](request["workdir"], layers["quota"], layers["seccomp"], layers["require"])
         line = {"applied": applied, "missing": missing}
     except OSError as error:  # a required layer: refuse to run the code at all
         line = {"applied": [], "missing": {}, "failed": _safe_str(error)}
+    except Exception as error:  # no _ctypes, not Linux: no kernel layer at all
+        why = f"the kernel layers cannot be set up here: {type(error).__name__}: {_safe_str(error)}"
+        line = {"applied": [], "missing": dict.fromkeys(KERNEL_LAYERS, why)}
+        if layers["require"]:
+            line["failed"] = f"{', '.join(layers['require'])}: {why}"
     module.clear()
     sys.modules.pop("_ctypes", None)
     gc.collect()  # the ctypes classes confine.py defined, so __subclasses__() no longer lists them

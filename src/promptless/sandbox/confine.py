@@ -242,7 +242,7 @@ def apply(
                 raise LayerError(layer, absent)
             step()
             applied.append(layer)
-        except OSError as error:
+        except Exception as error:  # an old kernel, a missing constant: this layer is missing, the others may work
             if layer in required:
                 raise LayerError(layer, str(error)) from None
             missing[layer] = str(error)
