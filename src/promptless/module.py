@@ -15,12 +15,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from promptless.artifact_file import check_version, loads_bounded, read_regular_text
 from promptless.atomic import write_text_atomic
 from promptless.callbacks import callback_scope, module_inputs, with_callbacks
 from promptless.errors import ArtifactError, RunGuard
 from promptless.executor import run_indexed
 from promptless.primitives import Example, Prediction
-from promptless.settings import context, current, run_in_context
+from promptless.settings import context, current, override, restore, run_in_context
 from promptless.trace import UsageTracker
 from promptless.types import ARTIFACT_FORMAT, ARTIFACT_VERSION
 
@@ -60,9 +61,12 @@ class Module:
 
     @with_callbacks("module", module_inputs)
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        tracker = UsageTracker(parent=current().usage_tracker)
-        with context(usage_tracker=tracker):
+        tracker = UsageTracker(parent=current().usage_tracker)  # this call's usage, stamped on its Prediction
+        token = override("usage_tracker", tracker)
+        try:
             result = self.forward(*args, **kwargs)
+        finally:
+            restore(token)
         if isinstance(result, Prediction):
             result._usage = tracker.total
         return result
@@ -158,8 +162,7 @@ class Module:
         """
         if not isinstance(state, dict) or state.get("format") != ARTIFACT_FORMAT:
             raise ArtifactError("not a promptless program (its 'format' is not 'promptless.program')")
-        if not isinstance(state.get("version"), int) or state["version"] > ARTIFACT_VERSION:
-            raise ArtifactError(f"artifact version {state.get('version')!r} is newer than this promptless reads")
+        check_version(state)  # an integer from 1 to ARTIFACT_VERSION, nothing else
         saved = state.get("predictors")
         if not isinstance(saved, dict):
             raise ArtifactError("artifact has no 'predictors' object")
@@ -184,14 +187,9 @@ class Module:
     def load(self, path: str | os.PathLike[str], *, strict: bool = True) -> Module:
         """Load state saved by ``save`` into this (freshly constructed) program."""
         path = Path(path)
+        text = read_regular_text(path)  # a FIFO, device or directory is refused at once, never read
         try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ArtifactError(f"{path}: no such file") from None
-        except UnicodeDecodeError:
-            raise ArtifactError(f"{path}: not a UTF-8 text file") from None
-        try:
-            state = json.loads(text)
+            state = loads_bounded(text, path)
         except json.JSONDecodeError as error:
             raise ArtifactError(f"{path}: not valid JSON ({error.msg} at line {error.lineno}); truncated?") from None
         try:

@@ -73,6 +73,22 @@ def context(**changes: Any) -> Iterator[Settings]:
         _SETTINGS.reset(token)
 
 
+def override(name: str, value: Any) -> contextvars.Token[Settings]:
+    """Set one setting for the current context and return the token that ``restore`` takes.
+
+    The per-call fast path of ``context()`` (every module call scopes its usage tracker): no
+    keyword checking and no ``dataclasses.replace``, which re-runs ``__init__``.
+    """
+    changed = object.__new__(Settings)
+    changed.__dict__.update(current().__dict__)
+    changed.__dict__[name] = value
+    return _SETTINGS.set(changed)
+
+
+def restore(token: contextvars.Token[Settings]) -> None:
+    _SETTINGS.reset(token)
+
+
 def run_in_context(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Bind ``fn`` to a copy of the caller's context, for handing to a worker thread."""
     ctx = contextvars.copy_context()

@@ -17,10 +17,12 @@ import os
 import threading
 import time
 from collections.abc import Generator
+from dataclasses import dataclass
 from typing import Any
 
 from promptless.errors import LMBadRequest, LMContextOverflow, ModelNotInstalled
 from promptless.lm.models import get_model_info, model_path
+from promptless.lm.prefix_tokens import PrefixTokens
 from promptless.types import Request, Response, Usage
 
 log = logging.getLogger("promptless.lm.llama")
@@ -30,8 +32,17 @@ log = logging.getLogger("promptless.lm.llama")
 _LOAD_LOCK = threading.Lock()
 
 
+@dataclass(frozen=True)
+class Loaded:
+    """One loaded model: llama.cpp's handle, the lock over its single context, its prefix-reusing tokenizer."""
+
+    llm: Any
+    lock: threading.Lock
+    tokens: PrefixTokens
+
+
 @functools.cache
-def _load(path: str, n_ctx: int, n_threads: int, lora: str | None = None) -> tuple[Any, threading.Lock]:
+def _load(path: str, n_ctx: int, n_threads: int, lora: str | None = None) -> Loaded:
     """Load a model (with a LoRA adapter applied, if named) once per process; the lock guards its single context."""
     from llama_cpp import Llama  # lazy: llama-cpp-python loads a native library
 
@@ -39,7 +50,11 @@ def _load(path: str, n_ctx: int, n_threads: int, lora: str | None = None) -> tup
     extra = {"lora_path": lora} if lora else {}
     llm = Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, n_batch=512, verbose=False, **extra)
     log.info("loaded %s in %.2fs", path, time.perf_counter() - started)
-    return llm, threading.Lock()
+
+    def tokenize(text: str, add_bos: bool) -> list[int]:
+        return llm.tokenize(text.encode(), add_bos=add_bos, special=True)
+
+    return Loaded(llm, threading.Lock(), PrefixTokens(tokenize))
 
 
 @functools.lru_cache(maxsize=256)
@@ -68,13 +83,13 @@ class LlamaBackend:
         self.model_type = info.model_type
         self.n_ctx = n_ctx or info.n_ctx
         self.n_threads = n_threads or os.cpu_count() or 1
-        self._model: tuple[Any, threading.Lock] | None = None
+        self._model: Loaded | None = None
 
     @property
     def llm(self) -> Any:
-        return self._loaded()[0]
+        return self._loaded().llm
 
-    def _loaded(self) -> tuple[Any, threading.Lock]:
+    def _loaded(self) -> Loaded:
         # Resolved once per backend: locating Gemma checks the SHA-256 of its 241 MB file (~0.14 s).
         if self._model is None:
             with _LOAD_LOCK:
@@ -88,14 +103,14 @@ class LlamaBackend:
         return len(self.llm.tokenize(text.encode(), add_bos=False, special=True))
 
     def complete(self, request: Request) -> Response:
-        llm, lock = self._loaded()
+        loaded = self._loaded()
         grammar = self._grammar_for(request)
         texts, reasons, usage = [], [], Usage()
         started = time.perf_counter()
-        with lock:
+        with loaded.lock:
             for i in range(request.n):
                 seed = (request.seed or 0) + i if request.n > 1 or request.seed is not None else None
-                out = self._run_once(llm, request, grammar, seed)
+                out = self._run_once(loaded, request, grammar, seed)
                 choice = out["choices"][0]
                 texts.append(choice.get("text") if "text" in choice else choice["message"].get("content") or "")
                 reasons.append(choice.get("finish_reason") or "stop")
@@ -115,12 +130,13 @@ class LlamaBackend:
 
     def stream(self, request: Request) -> Generator[str, None, Response]:
         """Yield the text as llama.cpp decodes it (one completion); return the whole Response."""
-        llm, lock = self._loaded()
+        loaded = self._loaded()
+        llm = loaded.llm
         grammar = self._grammar_for(request)
         started = time.perf_counter()
         texts, reason, produced = [], "stop", 0
-        with lock:
-            tokens, sampling, cached = self._prepared(llm, request, grammar, request.seed)
+        with loaded.lock:
+            tokens, sampling, cached = self._prepared(loaded, request, grammar, request.seed)
             for chunk in llm.create_completion(tokens, stream=True, **sampling):
                 choice = chunk["choices"][0]
                 produced += 1
@@ -131,14 +147,14 @@ class LlamaBackend:
         usage = Usage(len(tokens), produced, cached, 1)
         return Response(["".join(texts)], usage, [reason], time.perf_counter() - started, f"local/{self.name}")
 
-    def _run_once(self, llm: Any, request: Request, grammar: Any, seed: int | None) -> dict[str, Any]:
-        tokens, sampling, cached = self._prepared(llm, request, grammar, seed)
-        out = llm.create_completion(tokens, **sampling)
+    def _run_once(self, loaded: Loaded, request: Request, grammar: Any, seed: int | None) -> dict[str, Any]:
+        tokens, sampling, cached = self._prepared(loaded, request, grammar, seed)
+        out = loaded.llm.create_completion(tokens, **sampling)
         out["_cached"] = cached
         return out
 
     def _prepared(
-        self, llm: Any, request: Request, grammar: Any, seed: int | None
+        self, loaded: Loaded, request: Request, grammar: Any, seed: int | None
     ) -> tuple[list[int], dict[str, Any], int]:
         """Prompt tokens, sampling arguments, and how many prompt tokens llama.cpp can reuse."""
         sampling = {
@@ -148,10 +164,11 @@ class LlamaBackend:
             "seed": seed,
             "grammar": grammar,
         }
+        llm = loaded.llm
         prompt = request.prompt
         if prompt is None:
             prompt = self._chat_prompt(llm, request)
-        tokens = llm.tokenize(prompt.encode(), add_bos=True, special=True)
+        tokens = loaded.tokens(prompt)  # the fixed prefix is tokenized once (promptless.lm.prefix_tokens)
         if len(tokens) + request.max_tokens > llm.n_ctx():
             # Fail before evaluating the prompt: shrinking the output budget would cut the answer, and the
             # parse retry would then evaluate the whole prompt again only to overflow.
