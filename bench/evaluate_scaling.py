@@ -36,7 +36,8 @@ def main() -> None:
     for threads in args.threads:
         for size in args.sizes:
             runs = [per_example_ms(size, threads) for _ in range(args.repeats)]
-            print(json.dumps({"examples": size, "threads": threads, "ms_per_example": round(statistics.median(runs), 4)}))
+            row = {"examples": size, "threads": threads, "ms_per_example": round(statistics.median(runs), 4)}
+            print(json.dumps(row))
 
 
 if __name__ == "__main__":

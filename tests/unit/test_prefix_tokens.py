@@ -24,7 +24,8 @@ def test_after_two_prompts_only_the_suffix_is_tokenized():
     for prompt in prompts:
         assert tokens(prompt) == words(prompt, True)  # always exactly what tokenizing the whole prompt gives
     assert tokens.reused == 3
-    assert all(len(text) <= len("Question: q4\nAnswer:") for text in seen[-3:])  # the last three calls tokenized only "Question: qN\nAnswer:"
+    suffix = len("Question: q4\nAnswer:")
+    assert all(len(text) <= suffix for text in seen[-3:])  # the last three calls tokenized only the suffix
 
 
 def test_a_prefix_that_merges_across_the_cut_is_never_used():
