@@ -1,0 +1,633 @@
+"""BootstrapFinetune and BetterTogether: compile a program into LoRA weights of its embedded model.
+
+BootstrapFinetune runs a teacher program (default: the student) over the trainset,
+keeps the traces whose final answer passes the metric, turns every step of them
+into a training example for its predictor (the exact request the predictor's
+adapter sends, and the completion it parses back: ``promptless.finetune.dataset``),
+fine-tunes a LoRA adapter on CPU (``finetune.train``), writes it as a GGUF adapter
+(``finetune.export``) and points the predictors at ``LM(base, lora=file)``.
+``multitask=True`` trains one adapter for all predictors, ``False`` one per predictor.
+
+With a ``valset`` the result is scored beside the uncompiled program and kept only
+if the paired 95 % interval of the gain lies above zero (``SearchRun``).
+The training extra is imported only when a compile starts: without it, the error
+says ``pip install 'promptless[finetune]'``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from promptless.errors import PromptlessError, TooManyErrors, cannot_recover
+from promptless.finetune.artifact import WeightsRecord
+from promptless.finetune.base import BaseModel, require_extra, resolve_base
+from promptless.finetune.dataset import ALL, TrainingExample, by_task, from_labels, from_traces
+from promptless.finetune.export import write_lora_gguf
+from promptless.finetune.runtime import finetuned_lm
+from promptless.finetune.tokens import LlamaTokenizer, tokenize
+from promptless.finetune.train import TrainSettings, load_model, settings_dict, train
+from promptless.lm import Request, resolve_lm
+from promptless.module import Module
+from promptless.optimizers.base import CompileReport, Metric, Optimizer, attach_report, check_trainset, passes
+from promptless.optimizers.bootstrap import BootstrapFewShot
+from promptless.optimizers.checkpoint import Checkpoint, fingerprint
+from promptless.optimizers.plan import Plan, probe
+from promptless.optimizers.search import SearchRun, SearchSettings
+from promptless.primitives import Example
+from promptless.settings import context, current, run_in_context
+from promptless.trace import track_usage
+
+log = logging.getLogger("promptless.optimizers")
+
+# Training throughput measured on this project's reference machine (2 CPU cores, SmolLM2-135M, LoRA r=16,
+# float32): completion-and-prompt tokens per second through forward + backward. plan() scales by threads.
+TRAIN_TOKENS_PER_S_2_CORES = 300.0
+
+
+class TooFewTraces(PromptlessError, ValueError):
+    """Not enough teacher traces passed the metric to train on."""
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    """Everything BootstrapFinetune takes besides the metric; see the class docstring."""
+
+    epochs: int = 2
+    lr: float = 1e-3
+    lora_rank: int = 16
+    lora_alpha: float | None = None  # None: 2 x lora_rank
+    lora_layers: int | None = None  # LoRA on the top N decoder layers only (None: all)
+    batch_size: int = 8
+    max_steps: int | None = None
+    max_time_s: float | None = None
+    multitask: bool = True
+    metric_threshold: float | None = None
+    train_on_labels: bool = False
+    exclude_demos: bool = False
+    min_examples: int = 8
+    output_dir: str | os.PathLike[str] | None = None
+    checkpoint: str | os.PathLike[str] | None = None
+    num_threads: int | None = None  # teacher runs and evaluation
+    train_threads: int = 2
+    max_errors: int | None = None
+    teacher_settings: Mapping[str, Any] | None = None
+    seed: int = 0
+    display_progress: bool = False
+    fallback_to_baseline: bool = True
+    max_length: int = 2048
+
+    def train_settings(self) -> TrainSettings:
+        return TrainSettings(
+            epochs=self.epochs,
+            lr=self.lr,
+            lora_rank=self.lora_rank,
+            lora_alpha=float(self.lora_alpha if self.lora_alpha is not None else 2 * self.lora_rank),
+            batch_size=self.batch_size,
+            max_steps=self.max_steps,
+            max_time_s=self.max_time_s,
+            lora_layers=self.lora_layers,
+            seed=self.seed,
+            num_threads=self.train_threads,
+        )
+
+
+def _check(settings: FinetuneSettings) -> FinetuneSettings:
+    def positive(name: str, value: Any, optional: bool = False) -> None:
+        if optional and value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ValueError(f"BootstrapFinetune({name}=) must be a positive number, got {value!r}")
+
+    for name in ("epochs", "lr", "lora_rank", "batch_size", "train_threads", "min_examples", "max_length"):
+        positive(name, getattr(settings, name))
+    for name in ("max_steps", "max_time_s", "lora_alpha", "num_threads", "lora_layers"):
+        positive(name, getattr(settings, name), optional=True)
+    for name in ("epochs", "lora_rank", "batch_size", "min_examples"):
+        if not isinstance(getattr(settings, name), int):
+            raise ValueError(f"BootstrapFinetune({name}=) must be an int, got {getattr(settings, name)!r}")
+    return settings
+
+
+@dataclass
+class TaskTraining:
+    """How training one adapter went (one per task: ``"*"`` when multitask, else a predictor name)."""
+
+    task: str
+    examples: int
+    steps: int
+    epochs_done: int
+    first_loss: float | None
+    last_loss: float | None
+    val_loss_before: float | None
+    val_loss_after: float | None
+    wall_time_s: float
+    train_tokens: int
+    stopped_by: str | None
+    resumed_epochs: int
+    weights: str  # the GGUF file
+    sha256: str
+
+
+@dataclass
+class FinetunePlan:
+    """The forecast of a BootstrapFinetune compile: teacher runs (LM calls) and training steps and time."""
+
+    bootstrap: Plan
+    train_examples: int
+    train_steps: int
+    train_tokens: int
+    train_time_s: float
+    note: str = ""
+
+    @property
+    def lm_calls(self) -> int:
+        return self.bootstrap.lm_calls
+
+    @property
+    def tokens(self) -> int:
+        return self.bootstrap.tokens
+
+    def summary(self) -> str:
+        return (
+            f"{self.bootstrap.summary()}\n   training: ~{self.train_examples} examples, {self.train_steps} steps, "
+            f"~{self.train_tokens} tokens, ~{self.train_time_s:.0f} s" + (f"; {self.note}" if self.note else "")
+        )
+
+
+class BootstrapFinetune(Optimizer):
+    """Fine-tune the program's embedded model on its own passing traces (DSPy's BootstrapFinetune).
+
+    ``metric``: a trace passes when it is truthy (or ``>= metric_threshold``).
+    ``epochs``, ``lr``, ``lora_rank`` (``lora_alpha``, ``batch_size``): the LoRA run; ``max_steps``
+    and ``max_time_s`` stop it cleanly (the adapter trained so far is kept).
+    ``multitask``: one adapter for every predictor (True) or one per predictor.
+    ``teacher``: the program whose traces are learned (default: the student); ``compile(teacher=)`` wins.
+    ``train_on_labels`` (a promptless extension): also learn the trainset's own labels, for every
+    predictor whose inputs and outputs an example holds, where the teacher's trace did not pass.
+    ``exclude_demos``: render training prompts (and run the result) without the predictors' demos.
+    ``min_examples``: fewer training examples than this is an error naming how many traces passed.
+    ``output_dir``: where the GGUF adapters go (default ``~/.cache/promptless/finetune``).
+    ``checkpoint``: a directory; the bootstrapped data and each finished epoch are kept there,
+    and a rerun with the same data and settings resumes.
+    ``train_kwargs``: DSPy's dict of training settings, merged over the keywords.
+    """
+
+    def __init__(
+        self,
+        metric: Metric | None = None,
+        *,
+        teacher: Module | None = None,
+        train_kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> None:
+        if metric is not None and not callable(metric):
+            raise TypeError(f"BootstrapFinetune(metric=) must be callable or None, got {metric!r}")
+        options = {**options, **dict(train_kwargs or {})}
+        if "learning_rate" in options:  # DSPy's spelling
+            options["lr"] = options.pop("learning_rate")
+        if "num_train_epochs" in options:
+            options["epochs"] = options.pop("num_train_epochs")
+        known = {f.name for f in fields(FinetuneSettings)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise TypeError(f"BootstrapFinetune() got unexpected keyword argument(s) {unknown}")
+        self.metric = metric
+        self.teacher = teacher
+        self.settings = _check(FinetuneSettings(**options))
+
+    # -- compile ----------------------------------------------------------------------------------
+    def compile(
+        self,
+        student: Module,
+        *,
+        trainset: Sequence[Example],
+        valset: Sequence[Example] | None = None,
+        teacher: Module | None = None,
+        testset: Sequence[Example] | None = None,
+    ) -> Module:
+        """Bootstrap, train, export; with a ``valset``, keep the result only if significantly better."""
+        require_extra()
+        examples = check_trainset(trainset)
+        if valset is not None and self.metric is None:
+            raise ValueError("BootstrapFinetune(metric=None) cannot score a valset; pass a metric")
+        bases = self._bases(student)
+        teacher = teacher if teacher is not None else self.teacher if self.teacher is not None else student
+        names = [name for name, _ in student.named_predictors()]
+        if [name for name, _ in teacher.named_predictors()] != names:
+            raise ValueError(
+                f"teacher and student differ in structure: {[n for n, _ in teacher.named_predictors()]} vs {names}"
+            )
+        s = self.settings
+        if valset is None:
+            started = time.perf_counter()
+            report = CompileReport("BootstrapFinetune")
+            with track_usage() as usage:
+                program = self._finetune(student, teacher, examples, bases, None, report)
+            report.notes.append("no valset given: the result was not compared with the uncompiled program")
+            report.record_usage(usage, started)
+            return attach_report(program, report)
+        search = SearchSettings(
+            num_threads=s.num_threads,
+            max_errors=s.max_errors,
+            fallback_to_baseline=s.fallback_to_baseline,
+            display_progress=s.display_progress,
+            seed=s.seed,
+        )
+        run = SearchRun("BootstrapFinetune", student, self.metric or _always, valset, search, testset=testset)
+        with run:
+            run.score_baseline()
+            program = self._finetune(student, teacher, examples, bases, valset, run.report)
+            run.score("finetuned", program)
+        return run.finish()
+
+    def _bases(self, student: Module) -> dict[str, BaseModel]:
+        bases = {name: resolve_base(resolve_lm(p.lm)) for name, p in student.named_predictors()}
+        if not bases:
+            raise ValueError("the program has no predictors to fine-tune")
+        if self.settings.multitask and len({b.model for b in bases.values()}) > 1:
+            raise ValueError(
+                "multitask=True trains one adapter for all predictors, but they run different models "
+                f"({sorted({b.model for b in bases.values()})}); pass multitask=False"
+            )
+        return bases
+
+    def _finetune(
+        self,
+        student: Module,
+        teacher: Module,
+        examples: list[Example],
+        bases: dict[str, BaseModel],
+        valset: Sequence[Example] | None,
+        report: CompileReport,
+    ) -> Module:
+        s = self.settings
+        program = student.deepcopy()
+        if s.exclude_demos:
+            for predictor in program.predictors():
+                predictor.demos = []
+        store = self._checkpoint(student, examples)
+        data = self._dataset(program, teacher, examples, store, report)
+        tasks = by_task(data, multitask=s.multitask)
+        val_tasks = by_task(from_labels(program, list(valset or ())[:64]), multitask=s.multitask)
+        trainings = self._train_all(program, tasks, val_tasks, bases, report)
+        report.training = trainings  # type: ignore[attr-defined]
+        for t in trainings:
+            report.notes.append(
+                f"trained {t.task}: {t.examples} examples, {t.steps} steps ({t.epochs_done} epochs), "
+                f"loss {_f(t.first_loss)} -> {_f(t.last_loss)}, val loss {_f(t.val_loss_before)} -> "
+                f"{_f(t.val_loss_after)}, {t.wall_time_s:.0f} s"
+                + (f", stopped by {t.stopped_by}" if t.stopped_by else "")
+            )
+            if t.stopped_by:
+                report.stopped_by_budget = f"training {t.task}: {t.stopped_by}"
+        return program
+
+    def _checkpoint(self, student: Module, examples: list[Example]) -> Checkpoint:
+        s = self.settings
+        key = fingerprint(
+            "BootstrapFinetune",
+            student.dump_state(),
+            [ex.toDict() for ex in examples],
+            {k: v for k, v in asdict(s).items() if k not in ("checkpoint", "output_dir", "display_progress")},
+        )
+        path = Path(s.checkpoint) / "bootstrap.json" if s.checkpoint is not None else None
+        return Checkpoint(path, optimizer="BootstrapFinetune", key=key)
+
+    # -- bootstrapping ------------------------------------------------------------------------------
+    def _dataset(
+        self, program: Module, teacher: Module, examples: list[Example], store: Checkpoint, report: CompileReport
+    ) -> list[TrainingExample]:
+        s = self.settings
+        stored = store.get("dataset")
+        if stored is not None:
+            report.resumed_steps += 1
+            data = [_example_from_json(item) for item in stored]
+            passed = int(store.get("passed", 0))
+        else:
+            traces, passed = self._bootstrap(teacher, examples)
+            data = from_traces(program, traces, exclude_demos=False)
+            if s.train_on_labels:
+                data += from_labels(program, examples, skip={i for i, _, _ in traces})
+            store.put("dataset", [_example_to_json(item) for item in data])
+            store.put("passed", passed)
+        labelled = sum(1 for d in data if d.source == "label")
+        report.notes.append(
+            f"{passed} of {len(examples)} teacher runs passed the metric: {len(data) - labelled} training examples "
+            f"from traces" + (f" + {labelled} from labels" if s.train_on_labels else "")
+        )
+        if len(data) < s.min_examples:
+            hint = "" if s.train_on_labels else "; train_on_labels=True also learns the trainset's labels"
+            raise TooFewTraces(
+                f"only {passed} of {len(examples)} teacher runs passed the metric, giving {len(data)} training "
+                f"examples; BootstrapFinetune needs at least min_examples={s.min_examples}. Use a stronger teacher "
+                f"(e.g. a BootstrapFewShot-compiled program), a larger trainset or a looser metric{hint}"
+            )
+        return data
+
+    def _bootstrap(self, teacher: Module, examples: list[Example]) -> tuple[list[tuple[int, list, dict]], int]:
+        """Run the teacher on every example; the passing traces in trainset order."""
+        s = self.settings
+        threads = max(1, s.num_threads or current().num_threads)
+        run = run_in_context(functools.partial(self._attempt, teacher, examples))
+        results, errors = [], 0
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            for index, passed, steps, names, error in pool.map(run, range(len(examples))):
+                if error is not None:
+                    if cannot_recover(error):
+                        raise error
+                    errors += 1
+                    if s.max_errors is not None and errors > s.max_errors:
+                        raise TooManyErrors(
+                            f"{errors} examples raised while bootstrapping (max_errors={s.max_errors})"
+                        ) from error
+                    continue
+                if passed:
+                    results.append((index, steps, names))
+        return results, len(results)
+
+    def _attempt(self, teacher: Module, examples: list[Example], index: int) -> tuple[int, bool, list, dict, Any]:
+        example = examples[index]
+        own = teacher.deepcopy()
+        for predictor in own.predictors():  # a teacher never sees the example it answers as a demo
+            predictor.demos = [d for d in predictor.demos if d != example]
+        names = {id(p): name for name, p in own.named_predictors()}
+        trace: list = []
+        try:
+            with context(**{**dict(self.settings.teacher_settings or {}), "trace": trace}):
+                prediction = own(**example.inputs())
+                metric = self.metric or _always
+                ok = passes(metric, example, prediction, trace, self.settings.metric_threshold)
+        except Exception as error:
+            log.debug("bootstrap example %d raised %r", index, error)
+            return index, False, [], names, error
+        return index, ok, trace, names, None
+
+    # -- training ---------------------------------------------------------------------------------
+    def _train_all(
+        self,
+        program: Module,
+        tasks: dict[str, list[TrainingExample]],
+        val_tasks: dict[str, list[TrainingExample]],
+        bases: dict[str, BaseModel],
+        report: CompileReport,
+    ) -> list[TaskTraining]:
+        s = self.settings
+        ts = s.train_settings()
+        out_dir = Path(s.output_dir) if s.output_dir is not None else _default_output_dir()
+        predictors = dict(program.named_predictors())
+        trainings, loaded = [], {}
+        for task, items in tasks.items():
+            base = bases[next(iter(bases))] if task == ALL else bases[task]
+            tokenizer = LlamaTokenizer.for_file(str(base.path))
+            tokens = tokenize(items, tokenizer, task=task, max_length=s.max_length)
+            val_tokens = tokenize(val_tasks.get(task, []), tokenizer, task=task, max_length=s.max_length)
+            key = fingerprint(base.identity(), [[t.prompt, t.completion] for t in tokens], settings_dict(ts))
+            checkpoint_dir = Path(s.checkpoint) / f"train-{_safe(task)}" if s.checkpoint is not None else None
+            if base.model not in loaded:
+                loaded[base.model] = load_model(base, ts.num_threads)
+            with _progress(f"fine-tuning {task}", s.display_progress) as progress:
+                result = train(
+                    base,
+                    tokens,
+                    ts,
+                    pad_id=tokenizer.eos,
+                    val_examples=val_tokens,
+                    checkpoint_dir=checkpoint_dir,
+                    fingerprint=key,
+                    progress=progress,
+                    model=loaded[base.model],
+                )
+            path = write_lora_gguf(result.adapter, base, ts.lora_alpha, out_dir / f"{key}-{_safe(task)}.gguf")
+            members = tuple(predictors) if task == ALL else (task,)
+            record = WeightsRecord.for_file(
+                path, base, lora_rank=ts.lora_rank, lora_alpha=ts.lora_alpha, task=task, predictors=members
+            )
+            for name in members:
+                predictor = predictors[name]
+                predictor.lm = finetuned_lm(record, like=resolve_lm(predictor.lm))
+                predictor.weights = record
+            trainings.append(
+                TaskTraining(
+                    task,
+                    len(items),
+                    result.steps,
+                    result.epochs_done,
+                    result.first_loss,
+                    result.last_loss,
+                    result.val_loss_before,
+                    result.val_loss_after,
+                    result.wall_time_s,
+                    result.train_tokens,
+                    result.stopped_by,
+                    result.resumed_epochs,
+                    str(path),
+                    record.sha256,
+                )
+            )
+        return trainings
+
+    # -- forecast ---------------------------------------------------------------------------------
+    def plan(
+        self, student: Module, trainset: Sequence[Example], valset: Sequence[Example] | None = None
+    ) -> FinetunePlan:
+        """Forecast teacher runs and LM calls (probed on 3 examples), training examples, steps and time."""
+        s = self.settings
+        examples = check_trainset(trainset)
+        self._bases(student)
+        teacher = self.teacher if self.teacher is not None else student
+        measured = probe(teacher, examples, self.metric)
+        phases = {"probe": measured.runs, "bootstrap": len(examples)}
+        if valset is not None:
+            phases["baseline"] = phases["finetuned"] = len(check_trainset(valset, "valset"))
+        bootstrap = Plan.from_probe("BootstrapFinetune", phases, measured)
+        calls_per_run = measured.calls_per_run
+        n_train = round(len(examples) * measured.pass_rate * calls_per_run)
+        if s.train_on_labels:
+            n_train = max(n_train, len(examples) * len(student.predictors()))
+        tasks = 1 if s.multitask else len(student.predictors())
+        ts = s.train_settings()
+        per_task = max(1, math.ceil(n_train / tasks))
+        steps = tasks * ts.total_steps(per_task)
+        prompt, completion = measured.tokens_per_call()
+        tokens = round(steps * min(ts.batch_size, per_task) * (prompt + completion + 2))
+        seconds = tokens / (TRAIN_TOKENS_PER_S_2_CORES * ts.num_threads / 2)
+        if s.max_time_s is not None:
+            seconds = min(seconds, s.max_time_s * tasks)
+        note = (
+            f"pass rate {measured.pass_rate:.0%} on {measured.runs} probed examples; time at "
+            f"~{TRAIN_TOKENS_PER_S_2_CORES:.0f} tokens/s per 2 threads, plus ~20 s to load the model per task"
+        )
+        return FinetunePlan(bootstrap, n_train, steps, tokens, seconds + 20 * tasks, note)
+
+
+class BetterTogether(Optimizer):
+    """Alternate prompt and weight optimization (DSPy's BetterTogether): ``strategy="p -> w -> p"``.
+
+    ``p``: ``prompt_optimizer`` (default ``BootstrapFewShot(metric)``); ``w``: ``weight_optimizer``
+    (default ``BootstrapFinetune(metric)``). Each step compiles the previous step's program;
+    a ``w`` step learns from the traces of the program the previous step produced. With a
+    ``valset`` every step's program is scored and the best is kept only if significantly better
+    than the uncompiled one.
+    """
+
+    def __init__(
+        self,
+        metric: Metric,
+        *,
+        prompt_optimizer: Optimizer | None = None,
+        weight_optimizer: Optimizer | None = None,
+        strategy: str = "p -> w -> p",
+        seed: int = 0,
+        num_threads: int | None = None,
+        fallback_to_baseline: bool = True,
+    ) -> None:
+        steps = [part.strip() for part in strategy.split("->")]
+        if not steps or any(step not in ("p", "w") for step in steps):
+            raise ValueError(f"BetterTogether(strategy=) must be steps 'p' and 'w' joined by '->', got {strategy!r}")
+        self.metric = metric
+        if prompt_optimizer is None:
+            prompt_optimizer = BootstrapFewShot(metric, seed=seed)
+        self.prompt_optimizer = prompt_optimizer
+        if weight_optimizer is None:
+            weight_optimizer = BootstrapFinetune(metric, seed=seed)
+        self.weight_optimizer = weight_optimizer
+        self.steps = steps
+        self.strategy = " -> ".join(steps)
+        self.seed, self.num_threads, self.fallback_to_baseline = seed, num_threads, fallback_to_baseline
+
+    def compile(
+        self,
+        student: Module,
+        *,
+        trainset: Sequence[Example],
+        valset: Sequence[Example] | None = None,
+        teacher: Module | None = None,
+        testset: Sequence[Example] | None = None,
+    ) -> Module:
+        examples = check_trainset(trainset)
+        if valset is None:
+            started = time.perf_counter()
+            report = CompileReport("BetterTogether")
+            with track_usage() as usage:
+                program = self._steps(student, examples, teacher, report, None)
+            report.notes.append("no valset given: the result was not compared with the uncompiled program")
+            report.record_usage(usage, started)
+            return attach_report(program, report)
+        search = SearchSettings(
+            num_threads=self.num_threads, fallback_to_baseline=self.fallback_to_baseline, seed=self.seed
+        )
+        run = SearchRun("BetterTogether", student, self.metric, valset, search, testset=testset)
+        with run:
+            run.score_baseline()
+            self._steps(student, examples, teacher, run.report, run)
+        return run.finish()
+
+    def _steps(
+        self,
+        student: Module,
+        examples: list[Example],
+        teacher: Module | None,
+        report: CompileReport,
+        run: SearchRun | None,
+    ) -> Module:
+        program = student
+        done: list[str] = []
+        for step in self.steps:
+            done.append(step)
+            if step == "p":
+                program = self.prompt_optimizer.compile(program, trainset=examples)
+            else:
+                program = self.weight_optimizer.compile(
+                    program, trainset=examples, teacher=teacher if len(done) == 1 else None
+                )
+            inner = getattr(program, "compile_report", None)
+            if inner is not None:
+                report.notes.extend(f"[{' -> '.join(done)}] {note}" for note in inner.notes)
+                report.lm_calls += inner.lm_calls
+            if run is not None:
+                run.score(" -> ".join(done), program)
+        return program
+
+
+# -- helpers --------------------------------------------------------------------------------------
+def _always(example: Any, prediction: Any, trace: Any = None) -> bool:
+    return True
+
+
+def _f(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _safe(task: str) -> str:
+    return "all" if task == ALL else "".join(c if c.isalnum() or c in "-_." else "_" for c in task)
+
+
+def _default_output_dir() -> Path:
+    root = os.environ.get("PROMPTLESS_FINETUNE_DIR")
+    return Path(root) if root else Path.home() / ".cache" / "promptless" / "finetune"
+
+
+def _example_to_json(example: TrainingExample) -> dict[str, Any]:
+    request = {k: v for k, v in vars(example.request).items() if v not in (None, ())}
+    return {**asdict(replace(example, request=None)), "request": request}  # type: ignore[arg-type]
+
+
+def _example_from_json(data: Mapping[str, Any]) -> TrainingExample:
+    request = dict(data["request"])
+    if "messages" in request:
+        request["messages"] = tuple(dict(m) for m in request["messages"])
+    if "stop" in request:
+        request["stop"] = tuple(request["stop"])
+    return TrainingExample(
+        str(data["predictor"]), Request(**request), str(data["completion"]), str(data["source"]), int(data["index"])
+    )
+
+
+class _progress:  # noqa: N801 - used as a context manager factory
+    """A rich progress bar (``display_progress=True``) or a log line every 10 steps, with loss and ETA."""
+
+    def __init__(self, label: str, display: bool) -> None:
+        self.label, self.display = label, display
+        self._bar: Any = None
+        self._task: Any = None
+        self._started = time.perf_counter()
+
+    def __enter__(self) -> Any:
+        if self.display:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total} steps  loss {task.fields[loss]}"),
+                TimeRemainingColumn(),
+            )
+            self._bar.__enter__()
+        return self.update
+
+    def update(self, step: int, total: int, loss: float) -> None:
+        if self._bar is not None:
+            if self._task is None:
+                self._task = self._bar.add_task(self.label, total=total, loss="-")
+            self._bar.update(self._task, completed=step, loss=f"{loss:.3f}")
+            return
+        if step == 1 or step % 10 == 0 or step == total:
+            elapsed = time.perf_counter() - self._started
+            eta = elapsed / step * (total - step)
+            log.info("%s: step %d/%d loss %.3f (%.0f s, ETA %.0f s)", self.label, step, total, loss, elapsed, eta)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+
+__all__ = ["BetterTogether", "BootstrapFinetune", "FinetunePlan", "FinetuneSettings", "TooFewTraces"]

@@ -1,0 +1,273 @@
+"""BootstrapFinetune's bookkeeping on the scripted LM: trace -> dataset per adapter, tasks, artifacts, bad input.
+
+Training itself runs on a tiny random llama model (tests/unit/test_finetune_train.py) and on
+SmolLM2 (tests/integration/test_finetune_embedded.py).
+"""
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+import promptless as pl
+from promptless.adapters import ChatAdapter, CompletionAdapter
+from promptless.errors import ArtifactError
+from promptless.finetune import base as finetune_base
+from promptless.finetune.artifact import WeightsRecord
+from promptless.finetune.base import FinetuneExtraMissing, TrainingUnsupported, file_sha256
+from promptless.finetune.dataset import ALL, by_task, completion_text, from_labels, from_traces, render_example
+from promptless.finetune.tokens import TokenizedExample, tokenize
+from promptless.optimizers.finetune import (
+    BootstrapFinetune,
+    TooFewTraces,
+    _example_from_json,
+    _example_to_json,
+)
+from promptless.testing import ScriptedLM
+
+
+def qa(n):
+    return [pl.Example(question=f"q{i}", answer=f"a{i}").with_inputs("question") for i in range(n)]
+
+
+def answer_lm(model_type="chat", **kwargs):
+    def reply(request):
+        if "Query:" in request.text:
+            return {"answer": "a" + re.findall(r"Query: qq(\d+)", request.text)[-1]}
+        if "query" in (request.text.split("\n")[0] + str(request.schema or "")):
+            return {"query": "qq" + re.findall(r"Question: q(\d+)", request.text)[-1]}
+        return {"answer": "a" + re.findall(r"Question: q(\d+)", request.text)[-1]}
+
+    return ScriptedLM(reply, model_type=model_type, **kwargs)
+
+
+def exact(example, prediction, trace=None):
+    return example.answer == prediction.answer
+
+
+class Pipeline(pl.Module):
+    def __init__(self):
+        self.rewrite = pl.Predict("question -> query")
+        self.answer = pl.Predict("query -> answer")
+
+    def forward(self, question):
+        return self.answer(query=self.rewrite(question=question).query)
+
+
+def traced(program, example):
+    trace = []
+    names = {id(p): n for n, p in program.named_predictors()}
+    with pl.context(trace=trace):
+        program(**example.inputs())
+    return trace, names
+
+
+# -- the dataset is what inference sends ------------------------------------------------------------
+@pytest.mark.parametrize("model_type", ["chat", "completion"])
+def test_a_training_example_is_the_request_inference_sends_and_the_text_it_parses(model_type):
+    lm = answer_lm(model_type)
+    program = pl.Predict("question -> answer", lm=lm)
+    program.demos = [pl.Example(question="q9", answer="a9")]
+    example = qa(1)[0]
+    trace, names = traced(program, example)
+    sent = lm.requests[-1]
+    [item] = from_traces(program, [(0, trace, names)])
+    assert (item.request.messages, item.request.prompt) == (sent.messages, sent.prompt)
+    assert item.request.schema == sent.schema and item.request.grammar == sent.grammar
+    adapter = ChatAdapter() if model_type == "chat" else CompletionAdapter()
+    assert adapter.parse(program.signature, item.completion) == {"answer": "a0"}
+    if model_type == "chat":
+        assert item.completion == '{"answer":"a0"}'  # compact, as constrained decoding writes it
+    else:
+        assert item.completion == " a0\n"  # the prompt ends with "Answer:"; the line grammar ends with "\n"
+        assert sent.prompt.endswith("Answer:")
+    assert item.predictor == "self" and item.source == "trace" and item.index == 0
+
+
+def test_completion_text_writes_every_output_field_in_the_completion_adapter_layout():
+    sig = pl.Predict("question -> reasoning, answer: int").signature
+    text = completion_text(CompletionAdapter(), sig, {"reasoning": "two and two", "answer": 4})
+    assert text == " two and two\nAnswer: 4\n"
+    assert CompletionAdapter().parse(sig, text) == {"reasoning": "two and two", "answer": 4}
+    with pytest.raises(ValueError, match="missing"):
+        completion_text(ChatAdapter(), sig, {"answer": 4})
+
+
+def test_exclude_demos_renders_the_prompt_without_them():
+    program = pl.Predict("question -> answer", lm=answer_lm())
+    program.demos = [pl.Example(question="q9", answer="a9")]
+    with_demos = render_example(program, "self", {"question": "q1"}, {"answer": "a1"})
+    without = render_example(program, "self", {"question": "q1"}, {"answer": "a1"}, exclude_demos=True)
+    assert "q9" in with_demos.request.text and "q9" not in without.request.text
+
+
+def test_every_step_of_a_trace_trains_its_own_predictor_and_multitask_groups_them():
+    lm = answer_lm()
+    program = Pipeline()
+    program.set_lm(lm)
+    traces = [(i, *traced(program, ex)) for i, ex in enumerate(qa(3))]
+    data = from_traces(program, traces)
+    assert [d.predictor for d in data] == ["rewrite", "answer"] * 3
+    assert json.loads(data[0].completion) == {"query": "qq0"} and json.loads(data[1].completion) == {"answer": "a0"}
+    assert "Query: qq0" in data[1].request.text
+    assert list(by_task(data, multitask=True)) == [ALL]
+    per = by_task(data, multitask=False)
+    assert {k: len(v) for k, v in per.items()} == {"rewrite": 3, "answer": 3}
+
+
+def test_labels_train_only_the_predictors_whose_fields_an_example_holds():
+    program = Pipeline()
+    program.set_lm(answer_lm())
+    assert from_labels(program, qa(2)) == []  # no step reads "question" and writes "answer"
+    single = pl.Predict("question -> answer", lm=answer_lm())
+    data = from_labels(single, qa(3), skip={1})
+    got = [(d.index, d.source, d.completion) for d in data]
+    assert got == [(0, "label", '{"answer":"a0"}'), (2, "label", '{"answer":"a2"}')]
+
+
+def test_dataset_round_trips_through_the_checkpoint_json():
+    program = pl.Predict("question -> answer", lm=answer_lm("completion"))
+    item = render_example(program, "self", {"question": "q1"}, {"answer": "a1"})
+    back = _example_from_json(json.loads(json.dumps(_example_to_json(item))))
+    assert back == item
+    chat = render_example(pl.Predict("question -> answer", lm=answer_lm()), "self", {"question": "q"}, {"answer": "a"})
+    assert _example_from_json(json.loads(json.dumps(_example_to_json(chat)))) == chat
+
+
+def test_tokenize_refuses_an_example_longer_than_max_length():
+    class Chars:
+        eos = 0
+
+        def prompt_ids(self, request):
+            return [ord(c) for c in request.text]
+
+        def completion_ids(self, text):
+            return [*map(ord, text), 0]
+
+    item = render_example(pl.Predict("question -> answer", lm=answer_lm()), "self", {"question": "q"}, {"answer": "a"})
+    [tokens] = tokenize([item], Chars())
+    assert isinstance(tokens, TokenizedExample) and tokens.completion[-1] == 0
+    with pytest.raises(ValueError, match="max_length=10"):
+        tokenize([item], Chars(), max_length=10)
+
+
+# -- bad input ----------------------------------------------------------------------------------------
+@pytest.fixture
+def fake_base(tmp_path, monkeypatch):
+    """A stand-in GGUF for local/smollm2-135m, so artifacts and checks run without the real file."""
+    path = tmp_path / "base.gguf"
+    path.write_bytes(b"GGUF fake base model")
+    monkeypatch.setattr(finetune_base, "model_path", lambda name: path)
+    monkeypatch.setattr(finetune_base, "require_extra", lambda: None)
+    monkeypatch.setattr("promptless.optimizers.finetune.require_extra", lambda: None)
+    return path
+
+
+def test_a_model_without_training_support_is_refused_before_any_call(fake_base):
+    lm = answer_lm()
+    with pytest.raises(TrainingUnsupported, match="embedded models only"):
+        BootstrapFinetune(exact).compile(pl.Predict("question -> answer", lm=lm), trainset=qa(4))
+    gemma = ScriptedLM(default={"answer": "x"}, model="local/gemma-3-270m", model_type="completion")
+    with pytest.raises(TrainingUnsupported, match="no training support"):
+        BootstrapFinetune(exact).compile(pl.Predict("question -> answer", lm=gemma), trainset=qa(4))
+    assert lm.requests == []
+
+
+def test_too_few_passing_traces_says_how_many_passed(fake_base):
+    lm = ScriptedLM(lambda r: {"answer": "a0" if "q0" in r.text else "wrong"}, model="local/smollm2-135m")
+    program = pl.Predict("question -> answer", lm=lm)
+    with pytest.raises(TooFewTraces, match=r"only 1 of 5 teacher runs passed .* at least min_examples=8"):
+        BootstrapFinetune(exact, num_threads=1).compile(program, trainset=qa(5))
+
+
+def test_the_missing_extra_is_one_line_naming_the_pip_command(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "peft" else real(name, *a))
+    with pytest.raises(FinetuneExtraMissing, match=r"needs peft: pip install 'promptless\[finetune\]'"):
+        BootstrapFinetune(exact).compile(pl.Predict("question -> answer", lm=answer_lm()), trainset=qa(2))
+
+
+def test_settings_are_checked_and_dspy_train_kwargs_are_understood():
+    with pytest.raises(ValueError, match=r"epochs=\) must be a positive number"):
+        BootstrapFinetune(exact, epochs=0)
+    with pytest.raises(ValueError, match=r"lora_rank=\) must be an int"):
+        BootstrapFinetune(exact, lora_rank=2.5)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        BootstrapFinetune(exact, learning_rat=1e-4)
+    optimizer = BootstrapFinetune(exact, train_kwargs={"learning_rate": 3e-4, "num_train_epochs": 3})
+    assert (optimizer.settings.lr, optimizer.settings.epochs) == (3e-4, 3)
+    assert optimizer.settings.train_settings().lora_alpha == 2 * optimizer.settings.lora_rank
+
+
+def test_multitask_needs_one_base_model(fake_base):
+    program = Pipeline()
+    program.rewrite.lm = answer_lm(model="local/smollm2-135m")
+    program.answer.lm = answer_lm(model="openai/gpt-4o-mini")
+    with pytest.raises(TrainingUnsupported):
+        BootstrapFinetune(exact).compile(program, trainset=qa(2))
+
+
+def test_plan_forecasts_teacher_calls_and_training_steps(fake_base):
+    lm = answer_lm(model="local/smollm2-135m")
+    program = pl.Predict("question -> answer", lm=lm)
+    plan = BootstrapFinetune(exact, epochs=2, batch_size=4).plan(program, qa(20), valset=qa(6))
+    assert plan.bootstrap.phases == {"probe": 3, "bootstrap": 20, "baseline": 6, "finetuned": 6}
+    assert plan.lm_calls == 35 and plan.train_examples == 20 and plan.train_steps == 10
+    assert plan.train_time_s > 0 and "training: ~20 examples, 10 steps" in plan.summary()
+    capped = BootstrapFinetune(exact, epochs=2, batch_size=4, max_steps=3, multitask=False).plan(program, qa(20))
+    assert capped.train_steps == 3
+
+
+# -- the weights record -------------------------------------------------------------------------------
+def test_weights_record_round_trips_by_relative_path_and_verifies_the_hash(fake_base, tmp_path):
+    base = finetune_base.resolve_base(ScriptedLM(model="local/smollm2-135m"))
+    weights = tmp_path / "program" / "weights" / "a.gguf"
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"GGUF adapter bytes")
+    record = WeightsRecord.for_file(weights, base, lora_rank=4, lora_alpha=8, predictors=("self",))
+    state = record.to_state(tmp_path / "program")
+    assert state["path"] == "weights/a.gguf" and state["sha256"] == file_sha256(weights)
+    assert state["base"] == {"model": "local/smollm2-135m", "architecture": "llama", "sha256": file_sha256(fake_base)}
+    json.dumps(state)
+    back = WeightsRecord.from_state(state, tmp_path / "program", lm=ScriptedLM(model="local/smollm2-135m"))
+    assert back.path == weights.resolve() and back.lora_rank == 4 and back.predictors == ("self",)
+
+    moved = tmp_path / "elsewhere"
+    (moved / "weights").mkdir(parents=True)
+    (moved / "weights" / "a.gguf").write_bytes(weights.read_bytes())
+    assert WeightsRecord.from_state(state, moved).path == (moved / "weights" / "a.gguf").resolve()
+
+    weights.write_bytes(b"GGUF other bytes")
+    with pytest.raises(ArtifactError, match="SHA-256"):
+        WeightsRecord.from_state(state, tmp_path / "program")
+
+
+def test_weights_record_refuses_another_base_model_and_paths_outside_the_artifact(fake_base, tmp_path):
+    weights = tmp_path / "a.gguf"
+    weights.write_bytes(b"adapter")
+    base = finetune_base.resolve_base(ScriptedLM(model="local/smollm2-135m"))
+    state = WeightsRecord.for_file(weights, base).to_state(tmp_path)
+    other = {**state, "base": {**state["base"], "sha256": "0" * 64}}
+    with pytest.raises(ArtifactError, match="another file of local/smollm2-135m"):
+        WeightsRecord.from_state(other, tmp_path, lm=ScriptedLM(model="local/smollm2-135m"))
+    gemma = {**state, "base": {**state["base"], "model": "local/gemma-3-270m"}}
+    with pytest.raises(ArtifactError, match="trained on local/gemma-3-270m, the program runs local/smollm2-135m"):
+        WeightsRecord.from_state(gemma, tmp_path, lm=ScriptedLM(model="local/smollm2-135m"))
+    for bad in ("../a.gguf", "/etc/passwd"):
+        with pytest.raises(ArtifactError, match="inside the artifact"):
+            WeightsRecord.from_state({**state, "path": bad}, tmp_path)
+    with pytest.raises(ArtifactError, match="missing"):
+        WeightsRecord.from_state({**state, "path": "gone.gguf"}, tmp_path)
+    with pytest.raises(ArtifactError, match="unknown kind"):
+        WeightsRecord.from_state({**state, "kind": "pickle"}, tmp_path)
+
+
+def test_the_package_stays_importable_without_torch():
+    """Nothing under promptless.finetune imports torch at module level."""
+    source = Path(finetune_base.__file__).parent
+    for path in source.glob("*.py"):
+        for line in path.read_text().splitlines():
+            if re.match(r"(import|from) (torch|transformers|peft|gguf|safetensors)\b", line):
+                pytest.fail(f"{path.name}: top-level `{line}`")
