@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import json
 import threading
+import traceback
 from collections.abc import Mapping
 from typing import Any
 
 from promptless._version import __version__
 from promptless.callbacks import BaseCallback
 from promptless.cost import call_cost
+from promptless.redact import redact
 from promptless.types import Usage
 
 CONTENT_CAP = 8_000  # characters of captured content per attribute
@@ -77,8 +79,8 @@ class OpenTelemetryCallback(BaseCallback):
             from opentelemetry.trace import Status, StatusCode
 
             span.set_attribute("error.type", type(exception).__qualname__)
-            span.record_exception(exception)
-            span.set_status(Status(StatusCode.ERROR, f"{type(exception).__name__}: {exception}"[:500]))
+            span.record_exception(exception, attributes=_exception_attributes(exception))
+            span.set_status(Status(StatusCode.ERROR, redact(f"{type(exception).__name__}: {exception}")[:500]))
         span.end()
 
     def _content(self, value: Any) -> str | None:
@@ -147,7 +149,7 @@ class OpenTelemetryCallback(BaseCallback):
     def on_adapter_parse_end(self, call_id: str, outputs: Any | None, exception: BaseException | None = None) -> None:
         if exception is not None:
             span = self._trace.get_current_span()
-            details = {"error.type": type(exception).__qualname__, "message": str(exception)[:500]}
+            details = {"error.type": type(exception).__qualname__, "message": redact(exception)[:500]}
             span.add_event("promptless.parse_error", details)
 
     # -- tools ---------------------------------------------------------------------------------------------
@@ -224,6 +226,12 @@ def _output_messages(response: Any) -> list[dict[str, Any]]:
         {"role": "assistant", "parts": [{"type": "text", "content": text}], "finish_reason": reasons[i]}
         for i, text in enumerate(response.texts)
     ]
+
+
+def _exception_attributes(exception: BaseException) -> dict[str, str]:
+    """The exception event's message and stack trace, redacted: a key a server echoed never reaches a span."""
+    trace = "".join(traceback.format_exception(type(exception), exception, exception.__traceback__))
+    return {"exception.message": redact(exception), "exception.stacktrace": redact(trace)}
 
 
 def _clean(attributes: Mapping[str, Any]) -> dict[str, Any]:

@@ -312,7 +312,10 @@ def test_react_needs_tools_and_runs_with_them(cli, tmp_path):
     assert result.exit_code == 0, result.output
     state = json.loads((tmp_path / "r.json").read_text())
     assert state["cli"]["tools"] == "cli_test_tools:lookup" and set(state["predictors"]) == {"react", "extract.predict"}
-    one_error(cli("run", "r.json", "-i", "question=q1"), USAGE, "is a ReAct program", "--tools cli_test_tools:lookup")
+    no_tools_given = cli("run", "r.json", "-i", "question=q1")
+    quoted = "'cli_test_tools:lookup': that text comes from the file"
+    line = one_error(no_tools_given, USAGE, "is a ReAct program", quoted)
+    assert "--tools cli_test_tools:lookup" not in line  # the file's text is quoted, never offered as a command
     ran = cli("run", "r.json", "-i", "question=q1", "--tools", "cli_test_tools:lookup", "--json")
     assert ran.exit_code == 0, ran.output
     assert json.loads(ran.stdout) == {"reasoning": "thinking", "answer": "a1"}  # ReAct's steps left out

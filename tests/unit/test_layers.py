@@ -29,6 +29,8 @@ FLOORS: dict[str, int] = {
     "promptless.errors": 1,
     "promptless.fieldtypes": 1,
     "promptless.atomic": 1,
+    "promptless.artifact_file": 1,
+    "promptless.redact": 1,
     "promptless._version": 1,
     "promptless.signature": 2,
     "promptless.primitives": 2,

@@ -48,7 +48,9 @@ def test_save_load_round_trip(tmp_path):
     fresh = Hops().load(path)
     assert fresh.hops[1].signature.instructions == "Write a search query."
     assert fresh.tools["final"].predict.demos[0].notes == ["a", "b"]
-    assert fresh.hops[0].lm.model == "openai/some-model" and fresh.hops[0].lm.api_base == "http://127.0.0.1:9/v1"
+    assert fresh.hops[0].lm is None  # a file never decides where requests go: the saved LM is a description
+    assert fresh.hops[0].saved_lm["model"] == "openai/some-model"
+    assert fresh.hops[0].saved_lm["api_base"] == "http://127.0.0.1:9/v1"
     assert fresh.dump_state() == program.dump_state()
 
 
@@ -83,7 +85,7 @@ def test_load_rejects_changed_fields(tmp_path):
         ('{"format": "promptless.program", "version": 1, "predic', "not valid JSON"),
         ('{"hello": "world"}', "not a promptless program"),
         ('{"format": "promptless.program", "version": 99, "predictors": {}}', "newer than"),
-        (b"\xff\xfe\x00garbage", "not a UTF-8"),
+        (b"\xff\xfe\x00garbage", "not UTF-8 text"),
     ],
 )
 def test_load_bad_files_give_clear_errors(tmp_path, content, message):
@@ -95,7 +97,7 @@ def test_load_bad_files_give_clear_errors(tmp_path, content, message):
 
 
 def test_load_missing_file(tmp_path):
-    with pytest.raises(pl.ArtifactError, match="no such file"):
+    with pytest.raises(pl.ArtifactError, match="does not exist"):
         pl.Predict("q -> a").load(tmp_path / "nope.json")
 
 

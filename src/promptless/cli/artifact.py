@@ -7,6 +7,10 @@ An artifact saved from Python has no such section: if it holds exactly one
 predictor, a ``Predict`` is rebuilt from the saved signature; otherwise the error
 says to load it in Python with its class. Tools of a ReAct program are never
 imported from an artifact: the user names them again with ``--tools``.
+
+Reading is guarded (``promptless.artifact_file``): only a regular file, not too big, not
+nested too deeply, of a version this promptless reads. A saved LM is a description: the
+commands decide where requests go from the user's options (``common.program_lm``).
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from promptless.atomic import write_text_atomic
-from promptless.cli.errors import CLIError, DataError
+from promptless.cli.errors import CLIError
 from promptless.cli.programs import ProgramKind, build_program
+from promptless.redact import redact_url
 
 if TYPE_CHECKING:
     from promptless.module import Module
@@ -43,7 +48,11 @@ class ProgramSpec:
     compile: dict[str, Any] = field(default_factory=dict)  # a summary of the compile report
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v not in (None, {})}
+        """The section as saved: an endpoint's credentials (``user:pw@``, ``?api-key=``) are masked."""
+        out = {k: v for k, v in asdict(self).items() if v not in (None, {})}
+        if out.get("api_base"):
+            out["api_base"] = redact_url(out["api_base"])
+        return out
 
     @classmethod
     def from_dict(cls, data: Any, path: Path) -> ProgramSpec:
@@ -69,30 +78,40 @@ class LoadedProgram:
 
     @property
     def saved_lm(self) -> tuple[str | None, str | None]:
-        """(model, api_base) recorded in the artifact: the CLI section's, else a predictor's own."""
+        """(model, api_base) the artifact describes: the CLI section's, else a predictor's own. Never trusted:
+        ``common.program_lm`` runs an embedded model named here, but a remote one only when the user names it."""
         if self.spec is not None and self.spec.lm:
             return self.spec.lm, self.spec.api_base
         for saved in (self.state.get("predictors") or {}).values():
             lm = saved.get("lm") if isinstance(saved, Mapping) else None
             if isinstance(lm, Mapping) and isinstance(lm.get("model"), str):
-                return lm["model"], lm.get("api_base")
+                base = lm.get("api_base")
+                return lm["model"], base if isinstance(base, str) else None
         return None, None
 
 
 # -- reading ----------------------------------------------------------------------------------------
 def read_artifact(path: str | Path) -> dict[str, Any]:
-    """The artifact's JSON; a one-line error for a missing file, non-UTF-8 text, or JSON that is not a program."""
-    from promptless.cli.data import json_kind, read_text
+    """The artifact's JSON; a one-line error for a missing file, non-UTF-8 text, or JSON that is not a program.
+
+    Also for what is not a regular file (a FIFO would hang the read), a directory, JSON nested too deeply
+    and a ``version`` other than an integer this promptless reads.
+    """
+    from promptless.artifact_file import check_version, loads_bounded, read_regular_text
+    from promptless.cli.data import json_kind
+    from promptless.errors import ArtifactError
 
     path = Path(path)
     try:
-        text = read_text(path)
-    except DataError as error:
+        text = read_regular_text(path)
+    except ArtifactError as error:
         raise CLIError(str(error)) from None
     if not text.strip():
         raise CLIError(f"{path} is not a promptless program artifact (the file is empty)")
     try:
-        state = json.loads(text)
+        state = loads_bounded(text, path)
+    except ArtifactError as error:
+        raise CLIError(str(error)) from None
     except json.JSONDecodeError as error:
         if error.msg == "Extra data":
             raise CLIError(f"{path} is not a promptless program artifact (it holds JSON lines: a data file?)") from None
@@ -106,6 +125,10 @@ def read_artifact(path: str | Path) -> dict[str, Any]:
             f'{path} is not a promptless program artifact (its "format" is {state.get("format")!r}, '
             f"not {ARTIFACT_FORMAT!r})"
         )
+    try:
+        check_version(state, path)
+    except ArtifactError as error:
+        raise CLIError(str(error)) from None
     if not isinstance(state.get("predictors"), dict) or not state["predictors"]:
         raise CLIError(f"{path} is not a usable promptless program artifact (it has no predictors)")
     return state
@@ -139,11 +162,20 @@ def _from_spec(spec: ProgramSpec, path: Path, tools: Callable[[], list[Any]] | N
     if spec.program == ProgramKind.react:
         tool_list = tools() if tools is not None else None
         if not tool_list:
-            raise CLIError(
-                f"{path} is a ReAct program: pass its tools with --tools {spec.tools or 'module:function'} "
-                "(tools are never imported from an artifact)"
-            )
+            hint = _named(spec)
+            raise CLIError(f"{path} is a ReAct program: pass its tools with --tools module:function[,...]{hint}")
     return build_program(spec.program, task, tool_list), task
+
+
+def _named(spec: ProgramSpec) -> str:
+    """What the file says its tools were, quoted as the file's text, never as advice to import it."""
+    if not spec.tools:
+        return " (tools are never imported from an artifact)"
+    text = spec.tools if len(spec.tools) <= 120 else spec.tools[:119] + "…"
+    return (
+        f"; the file says it was compiled with {text!r}: that text comes from the file, so check that it names "
+        "code you trust before you pass it (tools are never imported from an artifact)"
+    )
 
 
 def _single_predictor(state: dict[str, Any], path: Path) -> tuple[Module, Signature]:

@@ -33,11 +33,12 @@ def inspect_command(
     from promptless.cli.common import parse_inputs, program_lm
     from promptless.cli.programs import load_tools
     from promptless.cli.render import render_predictors, say
+    from promptless.redact import safe_text
     from promptless.settings import context
 
     loaded = load_program(program_path, tools=(lambda: load_tools(tools)) if tools else None)
     sample, origin = _sample(loaded, parse_inputs(inputs or [], loaded.task))
-    run_lm = program_lm(loaded, lm, api_base)
+    run_lm = program_lm(loaded, lm, api_base, calls=False)
     console = Console()
     kind = loaded.spec.program if loaded.spec else "predict (rebuilt from its one predictor)"
     say(console, f"{program_path}: {kind}, {loaded.task.signature}, LM {run_lm.model}", "bold")
@@ -48,7 +49,7 @@ def inspect_command(
             values = {n: sample.get(n, f"<{n}>") for n in predictor.signature.input_fields}
             placeholders = [n for n in predictor.signature.input_fields if n not in sample]
             note = f"; placeholders for {placeholders}" if placeholders else ""
-            console.rule(Text(f"prompt of {name} for {origin}{note}"), style="dim")
+            console.rule(Text(safe_text(f"prompt of {name} for {origin}{note}", one_line=True)), style="dim")
             say(console, predictor.inspect_prompt(**values))
 
 

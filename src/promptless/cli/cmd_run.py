@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TextIO
@@ -11,12 +12,15 @@ import typer
 
 from promptless.cli.errors import RUNTIME, CLIError, reports_errors
 from promptless.errors import cannot_recover
+from promptless.redact import printable, redact
 
 if TYPE_CHECKING:
     from promptless.module import Module
     from promptless.signature import Signature
 
 HIDDEN_OUTPUTS = frozenset({"steps", "trajectory"})  # ReAct's bookkeeping, not answers
+# Characters JSON leaves raw with ensure_ascii=False that a terminal may act on; they occur only inside strings.
+_UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
 @reports_errors
@@ -58,12 +62,12 @@ def run_command(
             return
         outputs = outputs_of(loaded.program(**values))
     if as_json:
-        sys.stdout.write(json.dumps(outputs, ensure_ascii=False) + "\n")
+        sys.stdout.write(json_line(outputs))
         return
     console = Console()
     for name, value in outputs.items():
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        console.print(f"{name}: {text}", markup=False, highlight=False, soft_wrap=True)
+        console.print(printable(f"{name}: {text}"), markup=False, highlight=False, soft_wrap=True)
 
 
 def run_lines(program: Module, task: Signature, source: str, out: TextIO) -> tuple[int, int]:
@@ -87,16 +91,21 @@ def run_lines(program: Module, task: Signature, source: str, out: TextIO) -> tup
             require_inputs(values, task, f"line {number}")
             result = outputs_of(program(**values))
         except CLIError as error:
-            failed, result = failed + 1, {"error": str(error)}
+            failed, result = failed + 1, {"error": redact(error)}
         except Exception as error:
             if cannot_recover(error):
                 raise
-            failed, result = failed + 1, {"error": f"{type(error).__name__}: {error}"}
-        out.write(json.dumps(result, ensure_ascii=False) + "\n")
+            failed, result = failed + 1, {"error": redact(f"{type(error).__name__}: {error}")}
+        out.write(json_line(result))
         out.flush()
     if total == 0:
         raise CLIError(f"{source} has no inputs (no non-blank lines)")
     return failed, total
+
+
+def json_line(value: Any) -> str:
+    """One JSON line that is safe on a terminal: JSON escapes C0 controls itself; DEL, C1 and bidi controls too."""
+    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(value, ensure_ascii=False)) + "\n"
 
 
 def outputs_of(prediction: Any) -> dict[str, Any]:

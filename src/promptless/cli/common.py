@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from promptless.cli.errors import RUNTIME, CLIError, usage_errors
+from promptless.redact import safe_text
 
 if TYPE_CHECKING:
     from promptless.cli.artifact import LoadedProgram
@@ -44,19 +45,38 @@ def preflight(lm: LM) -> None:
     model_path(lm.model.removeprefix("local/"))  # raises ModelNotInstalled naming the package
 
 
-def program_lm(loaded: LoadedProgram, lm_option: str | None, api_base: str | None) -> LM:
-    """The LM for a saved program: ``--lm`` (which then overrides every predictor's own), else the artifact's.
+def program_lm(loaded: LoadedProgram, lm_option: str | None, api_base: str | None, *, calls: bool = True) -> LM:
+    """The LM for a saved program. The user's options decide where requests and credentials go, never the file.
 
-    Without either, the embedded default model.
+    ``--lm`` (with ``--api-base``) runs on that model. Without ``--lm``, the model the artifact
+    describes is used if it is embedded (``local/...``: no endpoint, no key); a remote one runs
+    only at an ``--api-base`` the user gives: otherwise the command stops and says what the file
+    names (the environment's ``OPENAI_API_KEY`` is never sent to a server the file chose). With
+    nothing saved, the embedded default. ``calls=False`` (inspect, which calls no LM) only needs
+    the model's name to show its prompt: a remote model is then described, not contacted.
     """
-    from promptless.types import DEFAULT_MODEL  # lazy: CLI start-up
+    from promptless.redact import redact_url  # lazy: CLI start-up
+    from promptless.types import DEFAULT_MODEL
 
     if lm_option:
         lm = build_lm(lm_option, api_base)
         loaded.program.set_lm(lm)
         return lm
     model, saved_base = loaded.saved_lm
-    return build_lm(model or DEFAULT_MODEL, api_base or saved_base)
+    if not model or model.startswith("local/"):
+        return build_lm(model or DEFAULT_MODEL, api_base)
+    if api_base:  # the user named the server: the saved model name is asked for there
+        return build_lm(model, api_base)
+    if not calls:
+        return build_lm(model if model.startswith("openai/") else f"openai/{model}", None)
+    shown = safe_text(redact_url(saved_base), one_line=True) if saved_base else None
+    named = f"the endpoint {shown} for model {safe_text(model, one_line=True)!r}" if shown else None
+    named = named or f"the remote model {safe_text(model, one_line=True)!r}"
+    use = f"pass --api-base {shown} to use that endpoint" if shown else "pass --lm and --api-base to choose a server"
+    raise CLIError(
+        f"{loaded.path} names {named}; a saved program never chooses where requests and your API key go: "
+        f"{use}, or --lm to run on another model"
+    )
 
 
 def parse_inputs(pairs: Sequence[str], signature: Signature) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from promptless.errors import BudgetExhausted, LMError, PromptlessError, TooManyErrors
+from promptless.redact import safe_text
 
 log = logging.getLogger("promptless.cli")
 
@@ -104,7 +105,7 @@ def _say(message: str) -> None:
     from rich.console import Console
     from rich.text import Text
 
-    Console(stderr=True, soft_wrap=True).print(Text(f"error: {message}", style="red"))
+    Console(stderr=True, soft_wrap=True).print(Text(f"error: {safe_text(message, one_line=True)}", style="red"))
 
 
 def _text(error: BaseException) -> str:

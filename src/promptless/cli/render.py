@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
+from promptless.redact import safe_text
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -78,7 +80,7 @@ def render_report(
         table.add_column(header, justify="left" if header in ("", "candidate") else "right", overflow="fold")
     for candidate in [*report.candidates, *extra]:
         mark = "→" if candidate.name == report.chosen else ""
-        cells = (candidate.name, score_text(candidate.score, candidate.ci), delta_text(candidate))
+        cells = (safe_text(candidate.name), score_text(candidate.score, candidate.ci), delta_text(candidate))
         table.add_row(mark, *map(Text, cells), str(candidate.n), str(candidate.errors))
     console.print(table)
     text, style = verdict(report, extra)
@@ -99,7 +101,7 @@ def render_report(
 def render_evaluation(console: Console, result: EvaluationResult, *, name: str, metric: str) -> None:
     from rich.table import Table
 
-    table = Table(title=Text(f"{name} ({metric})"), title_justify="left")
+    table = Table(title=Text(safe_text(f"{name} ({metric})", one_line=True)), title_justify="left")
     for header in ("score (95% CI)", "n", "errors", "s/item", "LM calls"):
         table.add_column(header, justify="right")
     usage = result.usage
@@ -118,7 +120,7 @@ def render_predictors(console: Console, program: Module) -> None:
 
     for name, predictor in program.named_predictors():
         signature = predictor.signature
-        console.print(Text.assemble((name, "bold"), f": {signature.signature}"))
+        console.print(Text.assemble((safe_text(name, one_line=True), "bold"), safe_text(f": {signature.signature}")))
         say(console, f"instructions: {signature.instructions}")
         if not predictor.demos:
             say(console, "demos: none", "dim")
@@ -127,17 +129,22 @@ def render_predictors(console: Console, program: Module) -> None:
         columns = [n for n in signature.fields if any(n in d for d in predictor.demos)]
         table.add_column("#", justify="right")
         for column in columns:
-            table.add_column(column, overflow="fold")
+            table.add_column(Text(safe_text(column, one_line=True)), overflow="fold")
         for i, demo in enumerate(predictor.demos, start=1):
             table.add_row(str(i), *(Text(_cell(demo.get(c))) for c in columns))
         console.print(table)
 
 
 def say(console: Console, text: str, style: str = "") -> None:
-    """Print text that may hold brackets (signatures, notes, model output) as it is, never as rich markup."""
-    console.print(text, style=style or None, markup=False, highlight=False, soft_wrap=True)
+    """Print text that may hold brackets (signatures, notes, model output) as it is, never as rich markup.
+
+    Text from files and model output may hold terminal escape sequences and echoed keys: both are
+    made harmless (``promptless.redact.safe_text``) before anything reaches the terminal.
+    """
+    console.print(safe_text(text), style=style or None, markup=False, highlight=False, soft_wrap=True)
 
 
 def _cell(value: Any) -> str:
     text = "" if value is None else str(value)
-    return text if len(text) <= DEMO_CELL else text[: DEMO_CELL - 1] + "…"
+    text = text if len(text) <= DEMO_CELL else text[: DEMO_CELL - 1] + "…"
+    return safe_text(text)

@@ -29,6 +29,7 @@ from promptless.lm.llama import LlamaBackend
 from promptless.lm.models import get_model_info
 from promptless.lm.openai import OpenAIBackend
 from promptless.lm.retry import Backoff
+from promptless.redact import redact, redact_url
 from promptless.settings import current
 from promptless.types import HistoryEntry, ModelType, Request, Response, Usage
 
@@ -290,7 +291,9 @@ class LM:
         delay = self.backoff.delay(error, attempt)
         if delay is None:
             raise error
-        log.warning("%s: %s; retry %d/%d in %.1fs", self.model, error, attempt + 1, self.backoff.retries, delay)
+        secrets = (self._api_key,) if self._api_key else ()  # a key a server echoes never reaches the log
+        message = redact(error, secrets)
+        log.warning("%s: %s; retry %d/%d in %.1fs", self.model, message, attempt + 1, self.backoff.retries, delay)
         return delay
 
     def _store(self, key: str | None, response: Response, started: float, budget: Any) -> Response:
@@ -328,10 +331,10 @@ class LM:
         return clone
 
     def settings(self) -> dict[str, Any]:
-        """What a saved program records about its LM: a description, never the API key."""
+        """What a saved program records about its LM: a description, never the API key or URL credentials."""
         out: dict[str, Any] = {"model": self.model, "temperature": self.temperature, "max_tokens": self.max_tokens}
         if self.api_base:
-            out["api_base"] = self.api_base
+            out["api_base"] = redact_url(self.api_base)
         if self.lora:
             out["lora"] = self.lora
         return out

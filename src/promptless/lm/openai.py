@@ -30,6 +30,7 @@ from promptless.errors import (
     LMTimeout,
     LMUnavailable,
 )
+from promptless.redact import protect_logger, redact, redact_url, register_secret, register_url_secrets
 from promptless.types import ModelType, Request, Response, Usage
 
 if TYPE_CHECKING:
@@ -64,6 +65,8 @@ class OpenAIBackend:
         self.model_type = model_type
         self.api_base = (api_base or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
         self._api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        register_secret(self._api_key)  # redacted from every error text, log line and span the library writes
+        register_url_secrets(self.api_base)
         self.timeout = timeout
         self.style: Style = response_format_style
         self._detects = response_format_style == "auto"  # a dialect it settled may be settled again
@@ -74,7 +77,7 @@ class OpenAIBackend:
         self._async_clients: weakref.WeakKeyDictionary[Any, httpx.AsyncClient] = weakref.WeakKeyDictionary()
 
     def __repr__(self) -> str:  # never the key
-        return f"OpenAIBackend({self.model!r}, api_base={self.api_base!r})"
+        return f"OpenAIBackend({self.model!r}, api_base={redact_url(self.api_base)!r})"
 
     # -- I/O: a sync and an async driver of the same script ----------------------------------------
     @property
@@ -85,6 +88,7 @@ class OpenAIBackend:
 
             with self._lock:
                 if self._client is None:
+                    protect_logger("httpx")  # httpx logs each request URL (and its credentials) at INFO
                     headers, timeout = self._headers(), self.timeout
                     self._client = httpx.Client(headers=headers, timeout=timeout, transport=self._transport)
         return self._client
@@ -111,6 +115,7 @@ class OpenAIBackend:
         loop = asyncio.get_running_loop()
         client = self._async_clients.get(loop)
         if client is None or client.is_closed:
+            protect_logger("httpx")
             client = httpx.AsyncClient(headers=self._headers(), timeout=self.timeout, transport=self._async_transport)
             self._async_clients[loop] = client
         return client
@@ -201,9 +206,9 @@ class OpenAIBackend:
         if isinstance(error, LMError):
             return error
         if isinstance(error, httpx.TimeoutException):
-            return LMTimeout(f"{url}: no answer within {self.timeout:g}s ({type(error).__name__})")
+            return LMTimeout(redact(f"{url}: no answer within {self.timeout:g}s ({type(error).__name__})"))
         what = "cannot connect" if isinstance(error, httpx.ConnectError) else "connection failed"
-        return LMUnavailable(f"{url}: {what} ({type(error).__name__}: {error})")
+        return LMUnavailable(redact(f"{url}: {what} ({type(error).__name__}: {error})"))
 
     # -- the script: dialect choice, fallback, topping up n ----------------------------------------
     def _script(self, request: Request) -> Script:
@@ -317,7 +322,8 @@ def _retry_after(reply: httpx.Response) -> float | None:
 def _checked(reply: httpx.Response, url: str, model: str) -> dict[str, Any]:
     """The JSON body of a 2xx reply, or the typed error its status means."""
     status = reply.status_code
-    excerpt = reply.text[:300]
+    excerpt = redact(reply.text[:2000])[:300]  # a server may echo the key it was sent
+    url = redact(url)
     if 200 <= status < 300:
         try:
             data = reply.json()
@@ -355,7 +361,7 @@ def _read_choices(data: dict[str, Any], url: str) -> tuple[list[str], list[str],
     """Texts, finish reasons and usage of a reply; a reply without usable choices is a server fault."""
     choices = data.get("choices")
     if not isinstance(choices, list) or not choices or not all(isinstance(c, dict) for c in choices):
-        raise LMUnavailable(f"{url}: the reply has no choices: {str(data)[:300]!r}")
+        raise LMUnavailable(redact(f"{url}: the reply has no choices: {str(data)[:300]!r}"))
     texts, reasons = [], []
     for choice in choices:
         message = choice.get("message")

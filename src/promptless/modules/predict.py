@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any
 
@@ -14,12 +15,17 @@ from promptless.fieldtypes import is_optional
 from promptless.lm import LM, resolve_lm
 from promptless.module import Module, Parameter
 from promptless.primitives import Example, Prediction
+from promptless.redact import redact_url
 from promptless.settings import current
 from promptless.signature import Signature, ensure_signature
 from promptless.trace import TraceStep
 from promptless.types import Request, Response
 
 SAMPLING_KEYS = frozenset({"temperature", "max_tokens", "n", "stop", "seed", "rollout_id"})
+FILE_LIMITS = {"n": 8, "max_tokens": 8192}  # the most a loaded artifact may ask for per call; code may ask for more
+SAVED_LM_KEYS = ("model", "temperature", "max_tokens", "api_base", "lora")  # what an artifact's LM description keeps
+
+log = logging.getLogger("promptless.predict")
 
 
 class Predict(Module, Parameter):
@@ -177,16 +183,26 @@ class Predict(Module, Parameter):
         return self._prepare(kwargs)[3].text
 
     # -- state -------------------------------------------------------------------------------
+    saved_lm: dict[str, Any] | None = None  # the LM a loaded artifact says it was saved with: a description only
+
     def predictor_state(self) -> dict[str, Any]:
-        """This predictor's learned state, as one entry of a program artifact."""
+        """This predictor's learned state, as one entry of a program artifact (its LM described, never a secret)."""
         return {
             "signature": self.signature.to_dict(),
             "demos": [to_jsonable(dict(demo.items()), field="demo") for demo in self.demos],
-            "lm": self.lm.settings() if self.lm is not None else None,
+            "lm": self.lm.settings() if self.lm is not None else self.saved_lm,
             "config": to_jsonable(self.config, field="config"),
         }
 
     def load_predictor_state(self, state: Mapping[str, Any], *, name: str = "self") -> Predict:
+        """Load signature, demos and sampling settings; the saved LM is kept as ``saved_lm``, a description.
+
+        A file never decides where requests and credentials go: no LM is built from it (its
+        ``api_base`` included), so the LM given to this predictor, configured with
+        ``pl.context``/``configure``, or else the embedded default runs the program. Sampling
+        settings a file asks for are capped (``FILE_LIMITS``, with a warning); set
+        ``predictor.config`` in code after loading to ask for more.
+        """
         if not isinstance(state, Mapping) or not isinstance(state.get("signature"), Mapping):
             raise ArtifactError(f"predictor {name!r}: no signature in the saved state")
         saved_fields = state["signature"].get("fields", [])
@@ -202,14 +218,20 @@ class Predict(Module, Parameter):
         demos = state.get("demos", [])
         if not isinstance(demos, list) or not all(isinstance(d, Mapping) for d in demos):
             raise ArtifactError(f"predictor {name!r}: 'demos' must be a list of objects")
+        config = state.get("config") or {}
+        if not isinstance(config, Mapping):
+            raise ArtifactError(f"predictor {name!r}: 'config' must be an object")
+        try:
+            config = _checked_config(dict(config))
+        except TypeError as error:
+            raise ArtifactError(f"predictor {name!r}: {error}") from None
+        saved_lm = state.get("lm")
+        if saved_lm is not None and not isinstance(saved_lm, Mapping):
+            raise ArtifactError(f"predictor {name!r}: 'lm' must be an object describing the LM, or null")
         self.signature = signature
         self.demos = [Example(dict(d)) for d in demos]
-        self.config = _checked_config(dict(state.get("config") or {}))
-        saved_lm = state.get("lm")
-        if self.lm is None and isinstance(saved_lm, Mapping) and saved_lm.get("model"):
-            self.lm = LM(
-                **{k: v for k, v in saved_lm.items() if k in ("model", "temperature", "max_tokens", "api_base")}
-            )
+        self.config = _file_config(config, name)
+        self.saved_lm = _description(saved_lm) if saved_lm else None
         return self
 
 
@@ -228,6 +250,43 @@ def _checked_config(config: Mapping[str, Any]) -> dict[str, Any]:
     if unknown:
         raise TypeError(f"unknown Predict config {unknown}; known: {sorted(SAMPLING_KEYS)}")
     return dict(config)
+
+
+def _description(saved_lm: Mapping[str, Any]) -> dict[str, Any]:
+    """The saved LM as a description: known keys only, an endpoint's credentials masked."""
+    out = {k: saved_lm[k] for k in SAVED_LM_KEYS if k in saved_lm}
+    if isinstance(out.get("api_base"), str):
+        out["api_base"] = redact_url(out["api_base"])
+    return out
+
+
+def _file_config(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """Sampling settings read from a file, checked and capped: a file cannot ask for 50 completions of 1M tokens."""
+    checked = dict(config)
+    for key in ("n", "max_tokens", "seed", "rollout_id"):
+        value = checked.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise ArtifactError(f"predictor {name!r}: config {key}={value!r} is not a whole number")
+    for key in ("n", "max_tokens"):
+        if checked.get(key) is not None and checked[key] < 1:
+            raise ArtifactError(f"predictor {name!r}: config {key}={checked[key]!r} must be at least 1")
+    temperature = checked.get("temperature")
+    number = isinstance(temperature, (int, float)) and not isinstance(temperature, bool)
+    if temperature is not None and not (number and 0 <= temperature <= 2):
+        raise ArtifactError(f"predictor {name!r}: config temperature={temperature!r} is not a number from 0 to 2")
+    stop = checked.get("stop")
+    if stop is not None:
+        stops = [stop] if isinstance(stop, str) else stop
+        if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
+            raise ArtifactError(f"predictor {name!r}: config stop={stop!r} is not a string or a list of strings")
+    for key, limit in FILE_LIMITS.items():
+        if checked.get(key) is not None and checked[key] > limit:
+            log.warning(
+                "predictor %r: the file asks for %s=%d; capped at %d (set predictor.config[%r] in code to allow more)",
+                name, key, checked[key], limit, key,
+            )  # fmt: skip
+            checked[key] = limit
+    return checked
 
 
 def _snapshot(inputs: dict[str, Any]) -> dict[str, Any]:
