@@ -322,16 +322,16 @@ def _retry_after(reply: httpx.Response) -> float | None:
 def _checked(reply: httpx.Response, url: str, model: str) -> dict[str, Any]:
     """The JSON body of a 2xx reply, or the typed error its status means."""
     status = reply.status_code
-    excerpt = redact(reply.text[:2000])[:300]  # a server may echo the key it was sent
-    url = redact(url)
     if 200 <= status < 300:
         try:
             data = reply.json()
         except ValueError:
-            raise LMUnavailable(f"{url}: HTTP {status} with a body that is not JSON: {excerpt!r}") from None
+            body = _excerpt(reply)
+            raise LMUnavailable(f"{redact(url)}: HTTP {status} with a body that is not JSON: {body!r}") from None
         if not isinstance(data, dict):
-            raise LMUnavailable(f"{url}: HTTP {status} with unexpected JSON: {excerpt!r}")
+            raise LMUnavailable(f"{redact(url)}: HTTP {status} with unexpected JSON: {_excerpt(reply)!r}")
         return data
+    excerpt, url = _excerpt(reply), redact(url)  # redacted only on the error path: a 2xx reply pays nothing
     message = f"{url}: HTTP {status}: {excerpt}"
     lowered = excerpt.lower()
     error: type[LMError]
@@ -355,6 +355,11 @@ def _checked(reply: httpx.Response, url: str, model: str) -> dict[str, Any]:
     if status in (429, 503):
         failure.retry_after = _retry_after(reply)
     raise failure
+
+
+def _excerpt(reply: httpx.Response) -> str:
+    """The start of a reply's body for an error text, redacted: a server may echo the key it was sent."""
+    return redact(reply.text[:2000])[:300]
 
 
 def _read_choices(data: dict[str, Any], url: str) -> tuple[list[str], list[str], Usage]:
