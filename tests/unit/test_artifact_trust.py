@@ -163,6 +163,11 @@ def test_a_remote_model_without_an_endpoint_is_refused_too(shell, servers, tmp_p
     assert default_server.requests == []
 
 
+def test_an_unknown_model_named_by_the_file_is_blamed_on_the_file(shell, tmp_path):
+    cli_artifact(tmp_path / "art.json", lm="local/no-such-model")
+    one_error(shell("inspect", "art.json"), 2, "art.json names model 'local/no-such-model': ", "unknown local model")
+
+
 def test_a_predictors_saved_endpoint_never_beats_the_users_options(shell, servers, tmp_path):
     evil, mine = servers(), servers()
     program = pl.Predict(SIGNATURE, lm=pl.LM("openai/m", api_base=evil.url, cache=False))

@@ -23,12 +23,12 @@ def make_lm(model: str, *, api_base: str | None = None) -> LM:
     return LM(model, api_base=api_base)
 
 
-def build_lm(model: str, api_base: str | None = None) -> LM:
-    """The LM named by ``--lm``, through the ``make_lm`` hook above (tests replace it).
+def build_lm(model: str, api_base: str | None = None, *, named_by: str = "--lm") -> LM:
+    """The LM named by ``--lm`` (or by ``named_by``: a file), through the ``make_lm`` hook above (tests replace it).
 
     An unknown provider or local model name fails here, before any data is read or model loaded.
     """
-    with usage_errors("--lm"):
+    with usage_errors(named_by):
         lm = make_lm(model, api_base=api_base)
         lm.model_type  # noqa: B018 - resolving it checks the name against the registry / provider list
     return lm
@@ -63,12 +63,15 @@ def program_lm(loaded: LoadedProgram, lm_option: str | None, api_base: str | Non
         loaded.program.set_lm(lm)
         return lm
     model, saved_base = loaded.saved_lm
-    if not model or model.startswith("local/"):
-        return build_lm(model or DEFAULT_MODEL, api_base)
+    if not model:
+        return build_lm(DEFAULT_MODEL, api_base)
+    named_by = f"{loaded.path} names model {safe_text(model, one_line=True)!r}"
+    if model.startswith("local/"):
+        return build_lm(model, api_base, named_by=named_by)
     if api_base:  # the user named the server: the saved model name is asked for there
-        return build_lm(model, api_base)
+        return build_lm(model, api_base, named_by=named_by)
     if not calls:
-        return build_lm(model if model.startswith("openai/") else f"openai/{model}", None)
+        return build_lm(model if model.startswith("openai/") else f"openai/{model}", None, named_by=named_by)
     shown = safe_text(redact_url(saved_base), one_line=True) if saved_base else None
     named = f"the endpoint {shown} for model {safe_text(model, one_line=True)!r}" if shown else None
     named = named or f"the remote model {safe_text(model, one_line=True)!r}"
