@@ -65,6 +65,18 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def seconds_per_item(program: pl.Module, items: list[pl.Example]) -> float:
+    """Wall time per item with the cache off (a copy of the program on uncached LMs)."""
+    copy = program.deepcopy()
+    for predictor in copy.predictors():
+        lm = predictor.lm or pl.settings.current().lm
+        predictor.lm = pl.LM(lm.model, lora=lm.lora, cache=False)
+    started = time.perf_counter()
+    for example in items:
+        copy(**example.inputs())
+    return round((time.perf_counter() - started) / max(1, len(items)), 3)
+
+
 def evaluate(program: pl.Module, dev: list[pl.Example]) -> pl.EvaluationResult:
     return pl.Evaluate(dev, correct, num_threads=1)(program)
 
@@ -98,6 +110,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--rank", type=int, default=16)
     parser.add_argument("--max-steps", type=int, default=None)
+    parser.add_argument("--lora-layers", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--timing-items", type=int, default=40)
     parser.add_argument("--max-time", type=float, default=None)
     parser.add_argument("--phases", nargs="+", default=["zero", "prompt", "finetune"])
     parser.add_argument("--output-dir", default=str(HERE / "results" / "finetune-weights"))
@@ -131,6 +146,8 @@ def main() -> None:
             epochs=args.epochs,
             lr=args.lr,
             lora_rank=args.rank,
+            lora_layers=args.lora_layers,
+            batch_size=args.batch_size,
             max_steps=args.max_steps,
             max_time_s=args.max_time,
             train_on_labels=True,
@@ -144,8 +161,14 @@ def main() -> None:
         compile_s = time.perf_counter() - started
         report = compiled.compile_report
         print(report.summary(), file=sys.stderr, flush=True)
-        result = evaluate(compiled, dev)
         training = report.training[0] if getattr(report, "training", None) else None
+        finetuned = student.deepcopy()  # the trained candidate, whichever program the honest choice returned
+        finetuned.lm = pl.LM("local/smollm2-135m", lora=training.weights) if training else None
+        result = evaluate(finetuned, dev)
+        timing = {
+            "s_per_item_before": seconds_per_item(student, dev[: args.timing_items]),
+            "s_per_item_after": seconds_per_item(finetuned, dev[: args.timing_items]),
+        }
         gain = None
         if zero is not None:
             lo, hi = paired_bootstrap_ci(zero.scores, result.scores)
@@ -165,7 +188,16 @@ def main() -> None:
             forecast_steps=plan.train_steps,
             forecast_train_s=round(plan.train_time_s, 1),
             peak_rss_mb=round(peak_rss_mb()),
-            settings={"epochs": args.epochs, "lr": args.lr, "rank": args.rank, "train": len(train)},
+            significant=report.significant,
+            **timing,
+            settings={
+                "epochs": args.epochs,
+                "lr": args.lr,
+                "rank": args.rank,
+                "lora_layers": args.lora_layers,
+                "batch_size": args.batch_size,
+                "train": len(train),
+            },
         )
 
 

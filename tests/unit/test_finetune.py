@@ -19,7 +19,9 @@ from promptless.finetune.artifact import WeightsRecord
 from promptless.finetune.base import FinetuneExtraMissing, TrainingUnsupported, file_sha256
 from promptless.finetune.dataset import ALL, by_task, completion_text, from_labels, from_traces, render_example
 from promptless.finetune.tokens import TokenizedExample, tokenize
+from promptless.optimizers.base import CompileReport, attach_report
 from promptless.optimizers.finetune import (
+    BetterTogether,
     BootstrapFinetune,
     TooFewTraces,
     _example_from_json,
@@ -255,6 +257,8 @@ def test_weights_record_refuses_another_base_model_and_paths_outside_the_artifac
     gemma = {**state, "base": {**state["base"], "model": "local/gemma-3-270m"}}
     with pytest.raises(ArtifactError, match="trained on local/gemma-3-270m, the program runs local/smollm2-135m"):
         WeightsRecord.from_state(gemma, tmp_path, lm=ScriptedLM(model="local/smollm2-135m"))
+    with pytest.raises(ArtifactError, match="trained on local/smollm2-135m; the program's LM cannot run them"):
+        WeightsRecord.from_state(state, tmp_path, lm=ScriptedLM(model="openai/gpt-4o-mini"))
     for bad in ("../a.gguf", "/etc/passwd"):
         with pytest.raises(ArtifactError, match="inside the artifact"):
             WeightsRecord.from_state({**state, "path": bad}, tmp_path)
@@ -271,3 +275,66 @@ def test_the_package_stays_importable_without_torch():
         for line in path.read_text().splitlines():
             if re.match(r"(import|from) (torch|transformers|peft|gguf|safetensors)\b", line):
                 pytest.fail(f"{path.name}: top-level `{line}`")
+
+
+@pytest.mark.skipif(not hasattr(pl.Predict, "weights"), reason="Predict does not save weights records yet")
+def test_a_saved_program_keeps_its_weights_by_relative_path_and_load_verifies_them(fake_base, tmp_path):
+    base = finetune_base.resolve_base(ScriptedLM(model="local/smollm2-135m"))
+    weights = tmp_path / "out" / "weights" / "a.gguf"
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"GGUF adapter bytes")
+    program = pl.Predict("question -> answer", lm=pl.LM("local/smollm2-135m", lora=weights))
+    program.weights = WeightsRecord.for_file(weights, base, lora_rank=4, lora_alpha=8, predictors=("self",))
+    program.save(tmp_path / "out" / "program.json")
+    saved = json.loads((tmp_path / "out" / "program.json").read_text())
+    assert saved["predictors"]["self"]["weights"]["path"] == "weights/a.gguf"
+
+    with pl.context(lm=pl.LM("local/smollm2-135m")):
+        loaded = pl.Predict("question -> answer").load(tmp_path / "out" / "program.json")
+    assert loaded.weights.sha256 == program.weights.sha256
+    assert loaded.lm.model == "local/smollm2-135m" and loaded.lm.lora == str(weights.resolve())
+
+    with pl.context(lm=ScriptedLM(model="openai/gpt-4o-mini")), pytest.raises(ArtifactError, match="cannot run them"):
+        pl.Predict("question -> answer").load(tmp_path / "out" / "program.json")
+    weights.write_bytes(b"tampered")
+    with pytest.raises(ArtifactError, match="SHA-256"):
+        pl.Predict("question -> answer").load(tmp_path / "out" / "program.json")
+
+
+# -- BetterTogether -----------------------------------------------------------------------------------
+class MarkWeights(pl.Optimizer):
+    """Stands in for BootstrapFinetune: marks the program's predictors and records what it was given."""
+
+    def __init__(self):
+        self.seen = []
+
+    def compile(self, student, *, trainset, valset=None, teacher=None):
+        self.seen.append([len(p.demos) for p in student.predictors()])
+        program = student.deepcopy()
+        for predictor in program.predictors():
+            predictor.config = {**predictor.config, "seed": 7}
+        report = CompileReport("fake weights")
+        report.notes.append("trained")
+        return attach_report(program, report)
+
+
+def test_better_together_runs_the_strategy_in_order_and_chooses_honestly():
+    lm = answer_lm()
+    weights = MarkWeights()
+    optimizer = BetterTogether(exact, prompt_optimizer=pl.LabeledFewShot(k=2), weight_optimizer=weights)
+    compiled = optimizer.compile(pl.Predict("question -> answer", lm=lm), trainset=qa(6), valset=qa(4))
+    assert weights.seen == [[2]]  # the weight step learned from the prompt-optimized program
+    report = compiled.compile_report
+    assert [c.name for c in report.candidates] == ["baseline", "p", "p -> w", "p -> w -> p"]
+    assert any(note == "[p -> w] trained" for note in report.notes)
+    assert report.chosen == "baseline"  # every candidate scores 100 % like the baseline: nothing significant
+    with pytest.raises(ValueError, match="strategy"):
+        BetterTogether(exact, strategy="p -> x")
+
+
+def test_better_together_without_a_valset_returns_the_last_step():
+    weights = MarkWeights()
+    prompts = pl.LabeledFewShot(k=1)
+    optimizer = BetterTogether(exact, prompt_optimizer=prompts, weight_optimizer=weights, strategy="w -> p")
+    compiled = optimizer.compile(pl.Predict("question -> answer", lm=answer_lm()), trainset=qa(3))
+    assert weights.seen == [[0]] and compiled.config == {"seed": 7} and len(compiled.demos) == 1

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from promptless.errors import ArtifactError
-from promptless.finetune.base import BaseModel, file_sha256, resolve_base
+from promptless.finetune.base import BaseModel, TrainingUnsupported, file_sha256, resolve_base
 
 WEIGHTS_KIND = "lora-gguf"
 
@@ -101,7 +101,13 @@ class WeightsRecord:
 
     def check_base(self, lm: Any, *, name: str = "self") -> BaseModel:
         """The base model behind ``lm``, if it is the one these weights were trained on; ArtifactError otherwise."""
-        base = resolve_base(lm)
+        try:
+            base = resolve_base(lm)
+        except TrainingUnsupported as error:
+            raise ArtifactError(
+                f"predictor {name!r}: weights were trained on {self.base.get('model')}; "
+                f"the program's LM cannot run them: {error}"
+            ) from None
         if base.model != self.base.get("model"):
             raise ArtifactError(
                 f"predictor {name!r}: weights were trained on {self.base.get('model')}, the program runs {base.model}"
