@@ -22,6 +22,8 @@ _LAZY: dict[str, str] = {
     "MetricError": "promptless.errors",
     "ModelNotInstalled": "promptless.errors",
     "ensure_signature": "promptless.signature",
+    "make_signature": "promptless.signature",
+    "Completions": "promptless.primitives",
     "Example": "promptless.primitives",
     "Prediction": "promptless.primitives",
     # modules
@@ -46,6 +48,10 @@ _LAZY: dict[str, str] = {
     "SandboxResult": "promptless.sandbox",
     "Tool": "promptless.tool",
     "stream": "promptless.streaming",
+    "streamify": "promptless.streaming",
+    "asyncify": "promptless.streaming",
+    "StreamListener": "promptless.streaming",
+    "StreamResponse": "promptless.streaming",
     "FieldChunk": "promptless.streaming",
     "FieldValue": "promptless.streaming",
     "ToolArgumentError": "promptless.errors",
@@ -61,6 +67,7 @@ _LAZY: dict[str, str] = {
     "OpenTelemetryCallback": "promptless.telemetry",
     # LMs and adapters
     "LM": "promptless.lm.base",
+    "BaseLM": "promptless.lm.base",
     "Request": "promptless.types",
     "Response": "promptless.types",
     "Usage": "promptless.types",
@@ -106,9 +113,26 @@ _LAZY.update(
             "LMNotFound",
             "LMContextOverflow",
             "LMBadRequest",
+            # DSPy 3.3's names, aliases of the classes above (promptless.errors.DSPY_NAMES)
+            "DSPyError",
+            "LMProviderError",
+            "LMUnexpectedError",
+            "LMTransportError",
+            "LMServerError",
+            "LMTimeoutError",
+            "LMRateLimitError",
+            "LMInvalidRequestError",
+            "ContextWindowExceededError",
+            "LMUnsupportedModelError",
+            "AdapterParseError",
+            "is_retryable_lm_error",
         )
     }
 )
+
+# DSPy's submodules, reachable as attributes (``dspy.evaluate.answer_exact_match``, ``dspy.teleprompt.COPRO``).
+_SUBMODULES = ("evaluate", "teleprompt", "predict", "signatures", "primitives", "adapters", "utils", "streaming")
+_LAZY.update({name: f"promptless.{name}" for name in _SUBMODULES})
 
 __all__ = sorted(_LAZY)
 
@@ -118,7 +142,7 @@ def __getattr__(name: str) -> Any:
     if module_name is None:
         raise AttributeError(f"module 'promptless' has no attribute {name!r}")
     module = importlib.import_module(module_name)
-    value = module if name == "settings" else getattr(module, name)
+    value = module if name == "settings" or name in _SUBMODULES else getattr(module, name)
     globals()[name] = value
     return value
 
@@ -133,16 +157,27 @@ if TYPE_CHECKING:
     from promptless.callbacks import BaseCallback
     from promptless.cost import Price
     from promptless.errors import (
+        AdapterParseError,
         ArtifactError,
         BudgetExhausted,
+        ContextWindowExceededError,
+        DSPyError,
         LMAuthError,
         LMBadRequest,
         LMContextOverflow,
         LMError,
+        LMInvalidRequestError,
         LMNotFound,
+        LMProviderError,
         LMRateLimited,
+        LMRateLimitError,
+        LMServerError,
         LMTimeout,
+        LMTimeoutError,
+        LMTransportError,
         LMUnavailable,
+        LMUnexpectedError,
+        LMUnsupportedModelError,
         MetricError,
         ModelNotInstalled,
         ParseError,
@@ -152,12 +187,13 @@ if TYPE_CHECKING:
         SignatureError,
         ToolArgumentError,
         TooManyErrors,
+        is_retryable_lm_error,
     )
     from promptless.evaluate import Evaluate, EvaluationResult, answer_exact_match, answer_f1
     from promptless.evaluate.feedback import ScoreWithFeedback
     from promptless.evaluate.judge import Judge, SemanticF1
     from promptless.inspection import inspect_history, inspect_prompt
-    from promptless.lm.base import LM
+    from promptless.lm.base import LM, BaseLM
     from promptless.module import Module
     from promptless.modules.best_of_n import BestOfN
     from promptless.modules.chain_of_thought import ChainOfThought
@@ -183,12 +219,20 @@ if TYPE_CHECKING:
     from promptless.optimizers.plan import Plan
     from promptless.optimizers.reflective import GEPA
     from promptless.optimizers.simba import SIMBA
-    from promptless.primitives import Example, Prediction
+    from promptless.primitives import Completions, Example, Prediction
     from promptless.retrieve import BM25Retriever, ColBERTv2, EmbeddingsRetriever, Passage
     from promptless.sandbox import Sandbox, SandboxResult
     from promptless.settings import configure, context
-    from promptless.signature import InputField, OutputField, Signature, ensure_signature
-    from promptless.streaming import FieldChunk, FieldValue, stream
+    from promptless.signature import InputField, OutputField, Signature, ensure_signature, make_signature
+    from promptless.streaming import (
+        FieldChunk,
+        FieldValue,
+        StreamListener,
+        StreamResponse,
+        asyncify,
+        stream,
+        streamify,
+    )
     from promptless.telemetry import OpenTelemetryCallback
     from promptless.tool import Tool
     from promptless.trace import track_usage

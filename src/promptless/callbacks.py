@@ -21,6 +21,7 @@ event              ``instance``                    ``inputs`` / ``outputs``
 =================  ==============================  ============================================
 module             the Module (Predict too)        forward's arguments / its result
 lm                 the LM                          ``{"request": Request}`` / the Response
+adapter_format     the Adapter                     ``{"signature", "demos", "inputs"}`` / the Request
 adapter_parse      the Adapter                     ``{"signature", "text"}`` / the parsed fields
 tool               the Tool                        the tool's arguments / its result
 evaluate           the Evaluate                    ``{"program", "metric", "devset"}`` / EvaluationResult
@@ -59,6 +60,12 @@ class BaseCallback:
 
     def on_lm_end(self, call_id: str, outputs: Any | None, exception: BaseException | None = None) -> None:
         """The LM call returned a Response (``outputs.cached`` tells a cache hit), or raised."""
+
+    def on_adapter_format_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
+        """An adapter starts writing the request: ``inputs`` has ``signature``, ``demos``, ``inputs``."""
+
+    def on_adapter_format_end(self, call_id: str, outputs: Any | None, exception: BaseException | None = None) -> None:
+        """The Request the adapter wrote, or its error."""
 
     def on_adapter_parse_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
         """An adapter starts reading ``inputs["text"]`` as ``inputs["signature"]``'s outputs."""
@@ -166,13 +173,17 @@ def in_force(instance: Any) -> tuple[Any, ...]:
     return (*callbacks, *own) if own else callbacks
 
 
-def with_callbacks(kind: str, inputs: Describe | None = None) -> Callable[[F], F]:
+def with_callbacks(kind: str | Callable[..., Any], inputs: Describe | None = None) -> Any:
     """Observe a method: sync, async or generator. ``inputs(instance, args, kwargs)`` describes the call.
 
     By default the call's arguments are bound to the method's parameter names
     (``**kwargs`` merged in). The fast path (no callback in force) adds one settings
-    lookup to the call.
+    lookup to the call. As in DSPy, it is also a plain decorator (``@with_callbacks``): the
+    kind of event then follows the instance (an LM's calls are ``lm`` events, a Tool's
+    ``tool``, an Evaluate's ``evaluate``, anything else's ``module``).
     """
+    if callable(kind):
+        return _with_inferred_kind(kind)
 
     def decorate(fn: F) -> F:
         describe = inputs or _bound_arguments(fn)
@@ -219,6 +230,40 @@ def with_callbacks(kind: str, inputs: Describe | None = None) -> Callable[[F], F
         return functools.wraps(fn)(wrapper)  # type: ignore[return-value]
 
     return decorate
+
+
+def _kind_of(instance: Any) -> str:
+    names = {cls.__name__ for cls in type(instance).__mro__}
+    if names & {"LM", "BaseLM"}:
+        return "lm"
+    if "Tool" in names:
+        return "tool"
+    if "Evaluate" in names:
+        return "evaluate"
+    return "module"
+
+
+def _with_inferred_kind(fn: F) -> F:
+    """``@with_callbacks`` without a kind: one wrapped method per kind, chosen by the instance on each call."""
+    wrapped: dict[str, Any] = {}
+
+    def pick(instance: Any) -> Any:
+        kind = _kind_of(instance)
+        if kind not in wrapped:
+            wrapped[kind] = with_callbacks(kind, module_inputs if kind == "module" else None)(fn)
+        return wrapped[kind]
+
+    if inspect.iscoroutinefunction(fn):
+
+        async def async_wrapper(instance: Any, *args: Any, **kwargs: Any) -> Any:
+            return await pick(instance)(instance, *args, **kwargs)
+
+        return functools.wraps(fn)(async_wrapper)  # type: ignore[return-value]
+
+    def wrapper(instance: Any, *args: Any, **kwargs: Any) -> Any:
+        return pick(instance)(instance, *args, **kwargs)
+
+    return functools.wraps(fn)(wrapper)  # type: ignore[return-value]
 
 
 def _observed_generator(
@@ -279,6 +324,30 @@ def _bind(signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str,
         else:
             out[name] = value
     return out
+
+
+def observed_format(adapter: Any, signature: Any, demos: Any, inputs: dict[str, Any], **sampling: Any) -> Any:
+    """``adapter.format(signature, demos, inputs, **sampling)``, with the adapter_format events when observed.
+
+    Only callbacks whose class defines an ``on_adapter_format_*`` method are told: formatting is on every
+    call's path, and most observers do not ask for it.
+    """
+    wanted = ("on_adapter_format_start", "on_adapter_format_end")
+    callbacks = tuple(cb for cb in current().callbacks if _defines(cb, *wanted))
+    if not callbacks:
+        return adapter.format(signature, demos, inputs, **sampling)
+    call = _begin(callbacks, "adapter_format", adapter, {"signature": signature, "demos": demos, "inputs": inputs})
+    try:
+        request = adapter.format(signature, demos, inputs, **sampling)
+    except BaseException as error:
+        _notify(call, "end", None, error)
+        raise
+    _notify(call, "end", request, None)
+    return request
+
+
+def _defines(callback: Any, *names: str) -> bool:
+    return any(getattr(type(callback), name, None) not in (None, getattr(BaseCallback, name)) for name in names)
 
 
 def observed_parse(adapter: Any, signature: Any, text: str) -> dict[str, Any]:

@@ -27,6 +27,10 @@
     ├── RetrievalError                   a retriever could not answer
     └── ProgramOfThoughtError            no attempt at code ran
 
+DSPy 3.3's public names are aliases of these classes (``DSPyError`` is ``PromptlessError``,
+``LMRateLimitError`` is ``LMRateLimited``, ...; the table is ``DSPY_NAMES``), and
+``is_retryable_lm_error(error)`` is ``error.transient``, so ``except dspy.LMTimeoutError`` ports.
+
 The attributes replace hand-kept tuples: ``transient`` errors are retried by the LM;
 ``fatal`` ones stop an evaluation, a batch or a compile at once; ``outage`` ones
 (the server is down or hanging even after the LM's retries) stop a run after
@@ -188,6 +192,41 @@ class ProgramOfThoughtError(PromptlessError, RuntimeError):
         self.code = code
         self.error = error
         self.attempts = attempts
+
+
+# -- DSPy 3.3's names for the same errors (aliases, not a second tree) ----------------------------------
+DSPyError = PromptlessError
+LMProviderError = LMError  # DSPy: the provider answered with an error; here every backend error is an LMError
+LMUnexpectedError = LMError
+LMTransportError = LMUnavailable  # no connection: retried, an outage
+LMServerError = LMUnavailable  # 5xx
+LMTimeoutError = LMTimeout
+LMRateLimitError = LMRateLimited
+LMInvalidRequestError = LMBadRequest
+ContextWindowExceededError = LMContextOverflow  # not a subclass of LMBadRequest here, unlike DSPy's
+LMUnsupportedModelError = LMNotFound
+AdapterParseError = ParseError  # .raw is DSPy's .lm_response
+
+DSPY_NAMES = {
+    "DSPyError": "PromptlessError",
+    "LMError": "LMError",
+    "LMProviderError": "LMError",
+    "LMUnexpectedError": "LMError",
+    "LMTransportError": "LMUnavailable",
+    "LMServerError": "LMUnavailable",
+    "LMTimeoutError": "LMTimeout",
+    "LMRateLimitError": "LMRateLimited",
+    "LMAuthError": "LMAuthError",
+    "LMInvalidRequestError": "LMBadRequest",
+    "ContextWindowExceededError": "LMContextOverflow",
+    "LMUnsupportedModelError": "LMNotFound",
+    "AdapterParseError": "ParseError",
+}
+
+
+def is_retryable_lm_error(error: BaseException) -> bool:
+    """DSPy's classification: an error worth retrying (``transient`` here: timeouts, outages, rate limits)."""
+    return bool(getattr(error, "transient", False))
 
 
 class RunGuard:

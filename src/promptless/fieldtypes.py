@@ -1,12 +1,15 @@
 """Field types: read them safely from signature text, and write them back for artifacts.
 
 The string form ``"context: list[str], k: Literal['a','b']"`` is parsed with ``ast``
-and a whitelist of names; nothing is ``eval``-ed and no caller frames are inspected.
+and a whitelist of names; nothing is ``eval``-ed. A name outside the whitelist comes from
+``custom_types=``, else from ``lookup`` (the signature's defining namespace, asked once per
+unknown name when the signature is made), and must name a type.
 """
 
 from __future__ import annotations
 
 import ast
+import enum
 import types
 import typing
 from typing import Any, Literal, Optional, Union
@@ -33,16 +36,49 @@ BUILTIN_TYPES: dict[str, Any] = {
 }
 
 
-def parse_type(text: str, custom_types: dict[str, Any] | None = None) -> Any:
-    """Turn ``"list[str]"`` into ``list[str]`` using only known names."""
+Lookup = typing.Callable[[str], Any]
+
+
+def parse_type(text: str, custom_types: dict[str, Any] | None = None, lookup: Lookup | None = None) -> Any:
+    """Turn ``"list[str]"`` into ``list[str]`` using only known names.
+
+    ``lookup(name)`` (a dotted name, too) is asked for a name that is neither built in nor in
+    ``custom_types``; it returns the object or raises ``KeyError``. Only types are accepted from it.
+    """
     try:
         node = ast.parse(text.strip(), mode="eval").body
     except SyntaxError as error:
         raise TypeSyntaxError(f"{text!r} is not a type expression ({error.msg})") from None
-    return _build(node, {**BUILTIN_TYPES, **(custom_types or {})}, text)
+    return _build(node, _Names({**BUILTIN_TYPES, **(custom_types or {})}, lookup), text)
+
+
+class _Names(dict):
+    """The known names, then the lookup (its answers kept, and only if they are types)."""
+
+    def __init__(self, known: dict[str, Any], lookup: Lookup | None) -> None:
+        super().__init__(known)
+        self.lookup = lookup
+
+    def __missing__(self, name: str) -> Any:
+        if self.lookup is None:
+            raise KeyError(name)
+        value = self.lookup(name)
+        if not (isinstance(value, type) or typing.get_origin(value) is not None):
+            raise KeyError(name)
+        self[name] = value
+        return value
+
+    def __contains__(self, name: object) -> bool:
+        try:
+            self[name]  # type: ignore[index]
+        except KeyError:
+            return False
+        return True
 
 
 def _build(node: ast.AST, names: dict[str, Any], text: str) -> Any:
+    if isinstance(node, ast.Constant) and node.value is Ellipsis:  # tuple[int, ...]
+        return Ellipsis
     if isinstance(node, ast.Name):
         if node.id not in names:
             known = ", ".join(n for n in BUILTIN_TYPES if n[0].islower() and n != "None")
@@ -93,7 +129,7 @@ def type_to_str(annotation: Any) -> str:
         return "Union[" + ", ".join(type_to_str(a) for a in args) + "]"
     if origin is not None:
         name = getattr(origin, "__name__", str(origin))
-        return f"{name}[" + ", ".join(type_to_str(a) for a in args) + "]"
+        return f"{name}[" + ", ".join("..." if a is Ellipsis else type_to_str(a) for a in args) + "]"
     if annotation is Any:
         return "Any"
     return getattr(annotation, "__name__", str(annotation))
@@ -104,9 +140,11 @@ def is_optional(annotation: Any) -> bool:
 
 
 def literal_values(annotation: Any) -> tuple[Any, ...] | None:
-    """The allowed values of a ``Literal`` (also inside ``Optional``), else None."""
+    """The allowed values of a ``Literal`` or an ``Enum`` (its members' values; also inside ``Optional``), else None."""
     if typing.get_origin(annotation) is Literal:
         return typing.get_args(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return tuple(member.value for member in annotation)
     if is_optional(annotation):
         inner = [a for a in typing.get_args(annotation) if a is not type(None)]
         if len(inner) == 1:

@@ -11,6 +11,7 @@ import copy
 import json
 import logging
 import os
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -18,6 +19,7 @@ from typing import Any, NamedTuple
 from promptless.artifact_file import check_version, loads_bounded, read_regular_text
 from promptless.atomic import write_text_atomic
 from promptless.callbacks import callback_scope, module_inputs, with_callbacks
+from promptless.dspy_format import from_dspy_state, is_dspy_state
 from promptless.errors import ArtifactError, RunGuard
 from promptless.executor import run_indexed
 from promptless.primitives import Example, Prediction
@@ -55,6 +57,10 @@ class IncompatibleNames(NamedTuple):
 
 class Module:
     """Subclass it, create sub-modules in ``__init__``, compose them in ``forward``."""
+
+    def __init__(self, callbacks: Sequence[Any] | None = None) -> None:
+        """``Module(callbacks=[...])`` as in DSPy: callbacks told of this module's own calls (optional to call)."""
+        self.callbacks = list(callbacks or [])
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
@@ -94,8 +100,40 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} has no aforward(); acall() runs forward() in a thread")
 
     # -- parameters ---------------------------------------------------------------------------
-    def named_sub_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
-        """Every module reachable from this one's attributes, depth first, each once."""
+    def named_sub_modules(self, type_: type | None = None, skip_compiled: bool = False) -> Iterator[tuple[str, Any]]:
+        """Every module reachable from this one's attributes, each once, named as DSPy names them.
+
+        ``"self"``, ``"self.gen"``, ``"self.hops[0]"``, ``"self.table[key]"``, breadth first;
+        ``type_`` keeps modules of that class only, ``skip_compiled`` does not enter compiled sub-programs.
+        """
+        type_ = type_ or Module
+        queue: deque[tuple[str, Any]] = deque([("self", self)])
+        seen: set[int] = {id(self)}
+
+        def add(path: str, value: Any) -> None:
+            if id(value) not in seen:
+                seen.add(id(value))
+                queue.append((path, value))
+
+        while queue:  # the same walk as DSPy's, so the names and their order are DSPy's
+            path, value = queue.popleft()
+            if isinstance(value, type_):
+                yield path, value
+            if isinstance(value, Module):
+                if skip_compiled and getattr(value, "_compiled", False):
+                    continue
+                for name, attr in vars(value).items():
+                    if not name.startswith("_"):
+                        add(f"{path}.{name}", attr)
+            elif isinstance(value, (list, tuple)):
+                for i, item in enumerate(value):
+                    add(f"{path}[{i}]", item)
+            elif isinstance(value, dict):
+                for key, item in value.items():
+                    add(f"{path}[{key}]", item)
+
+    def _walk(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """Every module reachable from this one's attributes, depth first, each once, by parameter path."""
         seen: set[int] = set()
 
         def walk(value: Any, path: str) -> Iterator[tuple[str, Module]]:
@@ -118,7 +156,7 @@ class Module:
 
     def named_predictors(self) -> list[tuple[str, Any]]:
         """The parameters (Predict objects) reachable from this module, by path."""
-        return [(name or "self", m) for name, m in self.named_sub_modules() if isinstance(m, Parameter)]
+        return [(name or "self", m) for name, m in self._walk() if isinstance(m, Parameter)]
 
     def predictors(self) -> list[Any]:
         return [p for _, p in self.named_predictors()]
@@ -132,10 +170,18 @@ class Module:
 
     # -- copies -------------------------------------------------------------------------------
     def deepcopy(self) -> Module:
-        """An independent copy; LMs are devices and callbacks observers: both stay shared."""
-        observers = [module for _, module in self.named_sub_modules()]
-        memo = {id(cb): cb for module in observers for cb in getattr(module, "callbacks", None) or ()}
-        return copy.deepcopy(self, memo)
+        """An independent copy; LMs are devices and callbacks observers: both stay shared.
+
+        An attribute that cannot be copied (a lock, a client, a connection) is shared by the copy, as in DSPy;
+        sub-modules are still copied, also inside lists, tuples and dicts.
+        """
+        observers = [module for _, module in self._walk()]
+        shared = {id(cb): cb for module in observers for cb in getattr(module, "callbacks", None) or ()}
+        try:
+            return copy.deepcopy(self, dict(shared))
+        except Exception as error:  # something inside cannot be copied: copy what can be, share the rest
+            log.debug("%s.deepcopy(): %r; sharing what cannot be copied", type(self).__name__, error)
+            return _copy_sharing(self, dict(shared))
 
     def reset_copy(self) -> Module:
         """A copy with every predictor's learned state (demos) cleared."""
@@ -159,7 +205,11 @@ class Module:
         """Load saved state into this program's predictors; returns what did not match (nothing when strict).
 
         ``strict`` (the default) refuses a state whose predictors differ from the program's, naming all of them.
+        A state DSPy 3.x saved (``dspy_format``) is read too, for a program of the same shape.
         """
+        if is_dspy_state(state):
+            fields_of = {name: list(p.signature.fields.values()) for name, p in self.named_predictors()}
+            state = from_dspy_state(state, fields_of, type(self).__name__)
         if not isinstance(state, dict) or state.get("format") != ARTIFACT_FORMAT:
             raise ArtifactError("not a promptless program (its 'format' is not 'promptless.program')")
         check_version(state)  # an integer from 1 to ARTIFACT_VERSION, nothing else
@@ -247,3 +297,29 @@ class Module:
     def __repr__(self) -> str:
         inner = ", ".join(f"{name}={p.signature.signature!r}" for name, p in self.named_predictors())
         return f"{type(self).__name__}({inner})"
+
+
+def _copy_sharing(value: Any, memo: dict[int, Any]) -> Any:
+    """A deep copy that shares what cannot be copied; modules and their containers are always copied."""
+    if id(value) in memo:
+        return memo[id(value)]
+    if isinstance(value, Module) and not hasattr(type(value), "__deepcopy__"):
+        clone = type(value).__new__(type(value))
+        memo[id(value)] = clone
+        clone.__dict__.update({name: _copy_sharing(attr, memo) for name, attr in vars(value).items()})
+        return clone
+    if isinstance(value, (list, tuple, dict)) and _holds_module(value):
+        if isinstance(value, dict):
+            return type(value)({key: _copy_sharing(item, memo) for key, item in value.items()})
+        items = [_copy_sharing(item, memo) for item in value]
+        return items if type(value) is list else type(value)(items)
+    try:
+        return copy.deepcopy(value, memo)
+    except Exception:  # a lock, a client, a connection: the copy shares it
+        memo[id(value)] = value
+        return value
+
+
+def _holds_module(value: list | tuple | dict) -> bool:
+    items = value.values() if isinstance(value, dict) else value
+    return any(isinstance(item, (Module, list, tuple, dict)) for item in items)

@@ -37,6 +37,7 @@ class Settings:
     budget: Budget | None = None  # LM calls/tokens allowed in this context (see promptless.budget)
     stream_sink: Callable[[Any], None] | None = None  # set by promptless.stream(); Predict streams into it
     prices: Mapping[str, Any] | None = None  # model -> promptless.cost.Price ($ per million tokens)
+    track_usage: bool = True  # DSPy's switch, accepted; usage is always tracked here (pred.get_lm_usage())
 
 
 _SETTINGS: contextvars.ContextVar[Settings] = contextvars.ContextVar(

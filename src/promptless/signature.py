@@ -11,7 +11,9 @@ from __future__ import annotations
 import functools
 import inspect
 import keyword
+import sys
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Literal
 
@@ -20,28 +22,11 @@ from promptless.fieldtypes import parse_type, type_to_str
 
 FieldKind = Literal["input", "output"]
 
-RESERVED_NAMES = frozenset(
-    {
-        "completions",
-        "with_inputs",
-        "inputs",
-        "labels",
-        "keys",
-        "values",
-        "items",
-        "get",
-        "copy",
-        "toDict",
-        "to_dict",
-        "usage",
-        "without",
-        "instructions",
-        "signature",
-        "demos",
-        "config",
-        "lm",
-    }
-)
+# Names a field cannot have. ``demos``, ``config`` and ``lm`` are what a Predict call takes besides its inputs;
+# ``instructions``, ``signature`` and ``fields`` name a signature's own attributes (DSPy refuses them too). Names of
+# Example/Prediction methods (``items``, ``inputs``, ``keys`` ...) are allowed, as in DSPy: read such a field as
+# ``pred["items"]``, since ``pred.items`` is the method.
+RESERVED_NAMES = frozenset({"instructions", "signature", "fields", "demos", "config", "lm"})
 
 
 @dataclass(frozen=True)
@@ -53,14 +38,29 @@ class FieldInfo:
     prefix: str | None = None
 
 
-def InputField(*, desc: str = "", prefix: str | None = None) -> Any:  # noqa: N802
-    """An input field of a class signature: ``question: str = InputField(desc="...")``."""
-    return FieldInfo("input", desc, prefix)
+# Keywords DSPy's fields pass on to pydantic that DSPy programs use; accepted and ignored (``description`` = ``desc``).
+IGNORED_FIELD_KEYWORDS = frozenset({"description", "format", "parser", "default", "json_schema_extra", "title"})
 
 
-def OutputField(*, desc: str = "", prefix: str | None = None) -> Any:  # noqa: N802
-    """An output field of a class signature: ``answer: int = OutputField(desc="...")``."""
-    return FieldInfo("output", desc, prefix)
+def InputField(*, desc: str = "", prefix: str | None = None, **dspy_keywords: Any) -> Any:  # noqa: N802
+    """An input field of a class signature: ``question: str = InputField(desc="...")``.
+
+    Untyped, as DSPy's tutorials write it (``question = InputField()``), the field is a ``str``.
+    """
+    return FieldInfo("input", _desc(desc, dspy_keywords), prefix)
+
+
+def OutputField(*, desc: str = "", prefix: str | None = None, **dspy_keywords: Any) -> Any:  # noqa: N802
+    """An output field of a class signature: ``answer: int = OutputField(desc="...")`` (untyped: a ``str``)."""
+    return FieldInfo("output", _desc(desc, dspy_keywords), prefix)
+
+
+def _desc(desc: str, keywords: dict[str, Any]) -> str:
+    unknown = sorted(set(keywords) - IGNORED_FIELD_KEYWORDS)
+    if unknown:
+        raise TypeError(f"unknown field keyword(s) {unknown}; a field takes desc=, prefix= (and DSPy's "
+                        f"{sorted(IGNORED_FIELD_KEYWORDS)}, ignored)")
+    return desc or str(keywords.get("description") or "")
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ class Signature:
         elif isinstance(spec, Signature):
             fields, inherited = dict(spec.fields), spec.instructions
         elif isinstance(spec, str):
-            fields, inherited = _parse_spec(spec, custom_types), ""
+            fields, inherited = _parse_spec(spec, custom_types, _defining_namespace), ""
         elif isinstance(spec, dict):
             fields, inherited = _fields_from_dict(spec), ""
         else:
@@ -125,15 +125,25 @@ class Signature:
         super().__init_subclass__(**kwargs)
         fields = dict(cls.fields)  # inherited from a parent signature class
         try:
-            hints = typing.get_type_hints(cls)
+            try:
+                hints = typing.get_type_hints(cls)
+            except NameError:  # a type defined in the function that defines the class: its locals, read once
+                hints = typing.get_type_hints(cls, localns=dict(sys._getframe(1).f_locals))
         except Exception as error:
             raise SignatureError(f"signature class {cls.__name__}: cannot resolve its type hints ({error})") from None
-        for name in inspect.get_annotations(cls):
-            info = cls.__dict__.get(name)
-            if not isinstance(info, FieldInfo):
-                continue
-            fields[name] = Field(name, info.kind, hints.get(name, str), info.desc, info.prefix)
-            delattr(cls, name)
+        annotated = inspect.get_annotations(cls)
+        # Declaration order, typed (``q: int = InputField()``) or not (``q = InputField()``, a str, as in DSPy).
+        for name, info in list(cls.__dict__.items()):
+            if isinstance(info, FieldInfo):
+                fields[name] = Field(name, info.kind, hints.get(name, str), info.desc, info.prefix)
+                delattr(cls, name)
+        bare = [n for n in annotated if n not in fields and n not in cls.__dict__ and not n.startswith("_")]
+        bare = [n for n in bare if typing.get_origin(hints.get(n)) is not ClassVar]
+        if bare:
+            raise SignatureError(
+                f"signature class {cls.__name__}: {bare} have a type but no InputField()/OutputField(); "
+                f"write e.g. `{bare[0]}: {type_to_str(hints.get(bare[0], str))} = InputField()`"
+            )
         _validate(fields, None, where=f"signature class {cls.__name__}")
         cls.fields = _inputs_first(fields)
         cls.instructions = inspect.cleandoc(cls.__doc__ or "") or default_instructions(fields)
@@ -185,6 +195,18 @@ class Signature:
     @_HybridMethod
     def with_instructions(self, instructions: str) -> Signature:
         return self._with_fields(dict(self.fields), instructions)
+
+    @_HybridMethod
+    def append_instructions(self, text: str) -> Signature:
+        """DSPy's name: the instructions with ``text`` added as a new paragraph."""
+        return self._with_fields(dict(self.fields), f"{self.instructions}\n\n{text}" if self.instructions else text)
+
+    @_HybridMethod
+    def equals(self, other: Any) -> bool:
+        """DSPy's name for ``==``; a class-form signature compares as its instance."""
+        if isinstance(other, type) and issubclass(other, Signature):
+            other = other()
+        return self == other
 
     @_HybridMethod
     def with_updated_fields(self, name: str, type_: Any = None, **changes: Any) -> Signature:
@@ -244,6 +266,51 @@ def ensure_signature(signature: str | Signature | type[Signature], instructions:
     return signature if instructions is None else signature.with_instructions(instructions)
 
 
+def make_signature(
+    signature: str | Mapping[str, Any],
+    instructions: str | None = None,
+    signature_name: str = "StringSignature",
+    *,
+    custom_types: dict[str, Any] | None = None,
+) -> Signature:
+    """DSPy's ``make_signature``: from a string, or a dict of ``name -> (type, InputField())`` (or a bare field).
+
+    ``signature_name`` is accepted for DSPy's sake; promptless signatures have no class name to give.
+    """
+    if isinstance(signature, str):
+        return Signature(signature, instructions, custom_types=custom_types)
+    return Signature(dict(signature), instructions)
+
+
+def infer_prefix(name: str) -> str:
+    """DSPy's default prefix of a field: ``"question"`` -> ``"Question"``, ``"some_field"`` -> ``"Some Field"``."""
+    words = name.replace("_", " ").split()
+    return " ".join(w[:1].upper() + w[1:] for w in words)
+
+
+def _defining_namespace(name: str) -> Any:
+    """A type named in a string signature, from the namespace of the code that made the signature.
+
+    Asked only for a name that is neither built in nor in ``custom_types``, once, while the signature is made:
+    the first frame outside promptless, its locals then its module's globals; a dotted name is followed.
+    """
+    frame = sys._getframe(1)
+    while frame is not None and str(frame.f_globals.get("__name__", "")).split(".")[0] == "promptless":
+        frame = frame.f_back
+    if frame is None:
+        raise KeyError(name)
+    head, *rest = name.split(".")
+    for namespace in (frame.f_locals, frame.f_globals):
+        if head in namespace:
+            value = namespace[head]
+            for part in rest:
+                if not hasattr(value, part):
+                    raise KeyError(name)
+                value = getattr(value, part)
+            return value
+    raise KeyError(name)
+
+
 def default_instructions(fields: dict[str, Field]) -> str:
     ins = ", ".join(f"`{n}`" for n, f in fields.items() if f.kind == "input")
     outs = ", ".join(f"`{n}`" for n, f in fields.items() if f.kind == "output")
@@ -279,7 +346,7 @@ def _split_top_level(text: str) -> list[str]:
     return parts
 
 
-def _parse_spec(spec: str, custom_types: dict[str, Any] | None) -> dict[str, Field]:
+def _parse_spec(spec: str, custom_types: dict[str, Any] | None, lookup: Any = None) -> dict[str, Field]:
     if spec.count("->") != 1:
         what = "has no '->'" if "->" not in spec else "has more than one '->'"
         raise SignatureError(f"signature {spec!r} {what}; write it as 'inputs -> outputs', e.g. 'question -> answer'")
@@ -297,7 +364,7 @@ def _parse_spec(spec: str, custom_types: dict[str, Any] | None) -> dict[str, Fie
             if name in fields:
                 raise SignatureError(f"signature {spec!r} names field {name!r} twice")
             try:
-                annotation = parse_type(type_text, custom_types) if type_text.strip() else str
+                annotation = parse_type(type_text, custom_types, lookup) if type_text.strip() else str
             except TypeSyntaxError as error:
                 raise SignatureError(f"signature {spec!r}, field {name!r}: {error}") from None
             fields[name] = Field(name, kind, annotation)  # type: ignore[arg-type]

@@ -43,8 +43,10 @@ def test_supported_types(text, expected):
 def test_custom_types_come_from_an_explicit_mapping():
     sig = Signature("question -> answer: Answer", custom_types={"Answer": Answer})
     assert sig.fields["answer"].annotation is Answer
-    with pytest.raises(SignatureError, match="unknown type 'Answer'"):
-        Signature("question -> answer: Answer")
+    # issue 17: without the mapping, the name comes from the defining module's namespace, as in DSPy
+    assert Signature("question -> answer: Answer").fields["answer"].annotation is Answer
+    with pytest.raises(SignatureError, match="unknown type 'Frobnicator'"):
+        Signature("question -> answer: Frobnicator")
 
 
 def test_class_form_uses_docstring_and_descriptions():
@@ -85,7 +87,7 @@ def test_edits_return_new_signatures():
         ("my question -> a", "not a valid field name"),
         ("class -> a", "not a valid field name"),
         ("q -> a: Frobnicator", "unknown type 'Frobnicator'"),
-        ("inputs -> a", "reserved"),
+        ("demos -> a", "reserved"),
         ("q -> _private", "reserved"),
         ("q,, r -> a", "empty input field"),
         ("q -> a: list[", "not a type expression"),

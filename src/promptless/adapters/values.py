@@ -5,6 +5,7 @@ pydantic is imported on first use only, so ``import promptless`` stays light.
 
 from __future__ import annotations
 
+import enum
 import functools
 import json
 import re
@@ -18,6 +19,8 @@ def to_jsonable(value: Any, *, field: str = "value") -> Any:
     """Plain JSON data for a value; pydantic models are dumped. Raises a TypeError naming the field."""
     if hasattr(value, "model_dump"):
         return value.model_dump(mode="json")
+    if isinstance(value, enum.Enum):  # an Enum field's value is written as its member's value, as it is read
+        return to_jsonable(value.value, field=field)
     if isinstance(value, (list, tuple)):
         return [to_jsonable(v, field=field) for v in value]
     if isinstance(value, dict):
@@ -32,6 +35,8 @@ def to_jsonable(value: Any, *, field: str = "value") -> Any:
 
 def render_value(value: Any, *, field: str) -> str:
     """Text for one input value: strings as they are, everything else as compact JSON."""
+    if isinstance(value, enum.Enum):
+        value = value.value
     if isinstance(value, str):
         return value
     data = to_jsonable(value, field=field)

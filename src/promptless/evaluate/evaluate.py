@@ -17,8 +17,9 @@ from typing import Any
 
 from promptless.callbacks import with_callbacks
 from promptless.errors import RunGuard, TooManyErrors
-from promptless.evaluate.feedback import split_score
+from promptless.evaluate.feedback import call_metric, split_score
 from promptless.evaluate.stats import bootstrap_ci
+from promptless.evaluate.table import as_table, metric_name, result_rows, show
 from promptless.executor import run_indexed
 from promptless.primitives import Example, Prediction
 from promptless.settings import current
@@ -33,15 +34,21 @@ Metric = Callable[..., Any]
 
 @dataclass
 class EvaluationResult:
-    """``score`` is the mean metric in percent (as DSPy reports it), with a 95 % bootstrap CI."""
+    """``score`` is the mean metric in percent (as DSPy reports it), with a 95 % bootstrap CI.
+
+    DSPy's fields and constructor: ``EvaluationResult(score, results)``, ``result.score``,
+    ``result.results`` (``(example, prediction, score)`` per example), ``result["score"]``.
+    ``table`` holds the per-example rows when ``display_table`` was asked for.
+    """
 
     score: float
-    ci: tuple[float, float]
-    results: list[tuple[Example, Prediction | None, float]]
+    results: list[tuple[Example, Prediction | None, float]] = field(default_factory=list)
+    ci: tuple[float, float] = (0.0, 0.0)
     errors: int = 0
     error_details: dict[int, str] = field(default_factory=dict)
     wall_time_s: float = 0.0
     usage: UsageTracker = field(default_factory=UsageTracker)
+    table: Any = None
 
     @property
     def n(self) -> int:
@@ -54,6 +61,14 @@ class EvaluationResult:
     def __float__(self) -> float:
         return self.score
 
+    def __getitem__(self, key: str) -> Any:  # DSPy's EvaluationResult is a Prediction: result["score"]
+        if key not in ("score", "results"):
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def toDict(self) -> dict[str, Any]:  # noqa: N802 (DSPy's name)
+        return {"score": self.score, "results": self.results}
+
     def summary(self) -> str:
         per_item = self.wall_time_s / self.n if self.n else 0.0
         return (
@@ -63,7 +78,15 @@ class EvaluationResult:
 
 
 class Evaluate:
-    """``Evaluate(devset=..., metric=...)(program)``: DSPy's evaluator, returning an ``EvaluationResult``."""
+    """``Evaluate(devset=..., metric=...)(program)``: DSPy's evaluator, returning an ``EvaluationResult``.
+
+    The metric may take ``(example, prediction, trace=None)`` or, as many DSPy programs write
+    it, ``(example, prediction)``. ``display_table=True`` (or a number of rows) prints the
+    per-example inputs, outputs and scores and keeps them in ``result.table`` (a pandas
+    DataFrame when pandas is installed). ``provide_traceback`` logs each failing example's
+    traceback. ``return_all_scores``/``return_outputs`` make the call return DSPy 2's tuples
+    (``(score, scores)``, ``(score, results)``, or ``(score, results, scores)``).
+    """
 
     def __init__(
         self,
@@ -72,20 +95,35 @@ class Evaluate:
         *,
         num_threads: int | None = None,
         display_progress: bool = False,
+        display_table: bool | int = False,
         max_errors: int | None = None,
+        provide_traceback: bool | None = None,
         failure_score: float = 0.0,
+        return_all_scores: bool = False,
+        return_outputs: bool = False,
     ) -> None:
         self.devset = list(devset)
         self.metric = metric
         self.num_threads = num_threads
         self.display_progress = display_progress
+        self.display_table = display_table
         self.max_errors = max_errors
+        self.provide_traceback = provide_traceback
         self.failure_score = failure_score
+        self.return_all_scores = return_all_scores
+        self.return_outputs = return_outputs
 
     @with_callbacks("evaluate")
     def __call__(
-        self, program: Callable[..., Any], metric: Metric | None = None, devset: Sequence[Example] | None = None
-    ) -> EvaluationResult:
+        self,
+        program: Callable[..., Any],
+        metric: Metric | None = None,
+        devset: Sequence[Example] | None = None,
+        *,
+        num_threads: int | None = None,
+        display_progress: bool | None = None,
+        display_table: bool | int | None = None,
+    ) -> Any:
         metric = metric or self.metric
         if metric is None:
             raise TypeError("Evaluate needs a metric: Evaluate(devset=..., metric=fn) or evaluate(program, metric=fn)")
@@ -95,15 +133,16 @@ class Evaluate:
                 keys = list(example) if hasattr(example, "keys") else type(example).__name__
                 raise ValueError(f"devset[{i}] has no inputs marked ({keys}): use Example(...).with_inputs(...)")
         started = time.perf_counter()
+        progress = self.display_progress if display_progress is None else display_progress
         with track_usage() as usage:
-            run = _Run(program, metric, examples, self.failure_score, self.max_errors)
-            run.execute(self.num_threads or current().num_threads, self.display_progress)
+            run = _Run(program, metric, examples, self.failure_score, self.max_errors, bool(self.provide_traceback))
+            run.execute(num_threads or self.num_threads or current().num_threads, progress)
         if run.error_details:
             log.warning("%d of %d examples failed; see result.error_details", len(run.error_details), len(examples))
         scores = [score for _, _, score in run.results]
         mean = sum(scores) / len(scores) if scores else 0.0
         lo, hi = bootstrap_ci(scores)
-        return EvaluationResult(
+        result = EvaluationResult(
             score=100 * mean,
             ci=(100 * lo, 100 * hi),
             results=run.results,
@@ -112,13 +151,33 @@ class Evaluate:
             wall_time_s=time.perf_counter() - started,
             usage=usage,
         )
+        table = self.display_table if display_table is None else display_table
+        if table:
+            rows = result_rows(run.results, metric_name(metric))
+            result.table = as_table(rows)
+            show(rows, table)
+        if self.return_all_scores and self.return_outputs:
+            return round(result.score, 2), result.results, result.scores
+        if self.return_all_scores:
+            return round(result.score, 2), result.scores
+        if self.return_outputs:
+            return round(result.score, 2), result.results
+        return result
 
 
 class _Run:
     """One evaluation's mutable bookkeeping, shared by its worker threads under a lock."""
 
-    def __init__(self, program: Any, metric: Metric, examples: list[Example], failure: float, max_errors: int | None):
-        self.program, self.metric, self.examples = program, metric, examples
+    def __init__(
+        self,
+        program: Any,
+        metric: Metric,
+        examples: list[Example],
+        failure: float,
+        max_errors: int | None,
+        traceback: bool = False,
+    ) -> None:
+        self.program, self.metric, self.examples, self.traceback = program, metric, examples, traceback
         self.failure, self.max_errors = failure, max_errors
         self.results: list[Any] = [(ex, None, failure) for ex in examples]
         self.error_details: dict[int, str] = {}
@@ -139,7 +198,7 @@ class _Run:
             self._record_error(index, error)
             return
         try:
-            score = split_score(self.metric(example, prediction, None), self.metric)[0]
+            score = split_score(call_metric(self.metric, example, prediction), self.metric)[0]
         except Exception as error:  # the prediction is kept beside the metric's error
             self.results[index] = (example, prediction, self.failure)
             self._record_error(index, error)
@@ -151,7 +210,10 @@ class _Run:
             self.total_score += score
 
     def _record_error(self, index: int, error: Exception) -> None:
-        log.debug("example %d failed: %r", index, error)
+        if self.traceback:
+            log.error("example %d failed: %r", index, error, exc_info=error)
+        else:
+            log.debug("example %d failed: %r", index, error)
         with self.lock:
             try:
                 self.guard.failed(error)

@@ -10,9 +10,11 @@ wraps a metric so that every form reads as a float (a dict, too).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import numbers
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -77,6 +79,37 @@ def _name(metric: Any) -> str:
     return f"metric {name!r}"
 
 
+_TAKES_TRACE: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
+def takes_trace(metric: Any) -> bool:
+    """Whether ``metric`` accepts a third argument (``trace``); DSPy's metrics may take only ``(example, pred)``.
+
+    Read from the signature once per metric (remembered while the metric lives), never per call.
+    """
+    try:
+        return _TAKES_TRACE[metric]
+    except (KeyError, TypeError):
+        pass
+    try:
+        inspect.signature(metric).bind(None, None, None)
+        answer = True
+    except TypeError:
+        answer = False
+    except ValueError:  # a callable without a signature (a builtin): assume DSPy's three arguments
+        answer = True
+    with contextlib.suppress(TypeError):  # not weak-referenceable: asked again next time
+        _TAKES_TRACE[metric] = answer
+    return answer
+
+
+def call_metric(metric: Any, example: Any, prediction: Any, trace: Any = None) -> Any:
+    """``metric(example, prediction, trace)``, or ``metric(example, prediction)`` for a two-parameter metric."""
+    if takes_trace(metric):
+        return metric(example, prediction, trace)
+    return metric(example, prediction)
+
+
 class FeedbackMetric:
     """A metric read as a float (what ``Evaluate`` needs) or, with ``judge``, as a score with feedback.
 
@@ -112,7 +145,7 @@ class FeedbackMetric:
     def _call(self, example: Any, prediction: Any, trace: Any, *extra: Any) -> Any:
         if self.per_predictor:
             return self.metric(example, prediction, trace, *(extra or (None, None)))
-        return self.metric(example, prediction, trace)
+        return call_metric(self.metric, example, prediction, trace)
 
 
 def _attribute(value: Any, name: str) -> Any:

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from promptless.callbacks import with_callbacks
 from promptless.errors import LMError
 from promptless.lm.cache import Cache
+from promptless.lm.forward import ForwardBackend
 from promptless.lm.llama import LlamaBackend
 from promptless.lm.models import get_model_info
 from promptless.lm.openai import OpenAIBackend
@@ -34,7 +35,7 @@ from promptless.settings import current
 from promptless.types import HistoryEntry, ModelType, Request, Response, Usage
 
 __all__ = ["LM", "AsyncBackend", "Backend", "HistoryEntry", "ModelType", "Request", "Response", "StreamingBackend"]
-__all__ += ["Usage", "history_entry"]
+__all__ += ["BaseLM", "Usage", "history_entry"]
 
 log = logging.getLogger("promptless.lm")
 
@@ -75,13 +76,13 @@ class LM:
     def __init__(
         self,
         model: str,
+        model_type: ModelType | str | None = None,
+        temperature: float | None = 0.0,
+        max_tokens: int | None = 512,
+        cache: bool | Any = True,
         *,
         api_base: str | None = None,
         api_key: str | None = None,
-        model_type: ModelType | None = None,
-        temperature: float = 0.0,
-        max_tokens: int = 512,
-        cache: bool | Any = True,
         num_retries: int = 3,
         timeout: float = 60.0,
         history_size: int = 200,
@@ -95,10 +96,13 @@ class LM:
             raise ValueError(f"LM(model=) needs a model name such as 'local/gemma-3-270m', got {model!r}")
         if lora is not None and not model.startswith("local/"):
             raise ValueError(f"LM(lora=) needs an embedded model ('local/...'), got model={model!r}")
+        model_type = DSPY_MODEL_TYPES.get(model_type, model_type)  # type: ignore[arg-type]
+        if model_type not in (None, "chat", "completion"):
+            raise ValueError(f"LM(model_type=) is 'chat' or 'completion' (DSPy's 'text'), got {model_type!r}")
         self.model = model
         self.api_base = api_base
-        self.temperature = temperature
-        self.max_tokens = max_tokens
+        self.temperature = 0.0 if temperature is None else temperature  # DSPy's None: the default
+        self.max_tokens = 512 if max_tokens is None else max_tokens
         self.timeout = timeout
         self.lora = str(lora) if lora is not None else None
         self.backoff = backoff or Backoff(retries=num_retries)
@@ -131,6 +135,8 @@ class LM:
         return self._backend
 
     def _build_backend(self) -> Backend:
+        if type(self).forward is not LM.forward:  # a DSPy-style subclass: its forward() is the backend
+            return ForwardBackend(self.forward, self._model_type or "chat")
         if self.model.startswith("local/"):
             extra = {"lora": self.lora} if self.lora else {}
             return LlamaBackend(self.model.removeprefix("local/"), **extra, **self._backend_kwargs)
@@ -168,6 +174,15 @@ class LM:
                 parts.append("+lora:" + _file_digest(self.lora))
             self._cache_id = "".join(parts)
         return self._cache_id
+
+    def forward(self, prompt: str | None = None, messages: list[dict] | None = None, **kwargs: Any) -> Any:
+        """Override in a subclass, as in DSPy, to make a custom LM (see ``BaseLM``); the base LM uses its backend."""
+        raise NotImplementedError("LM.forward() is for subclasses; call the LM (or lm.complete(request)) instead")
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """DSPy's ``lm.kwargs``: the default sampling settings."""
+        return {"temperature": self.temperature, "max_tokens": self.max_tokens}
 
     # -- calling -------------------------------------------------------------------
     def __call__(
@@ -319,7 +334,7 @@ class LM:
     # -- conveniences ----------------------------------------------------------------
     def copy(self, **changes: Any) -> LM:
         """A new LM with some settings changed, sharing this one's backend and cache."""
-        clone = LM.__new__(LM)
+        clone = type(self).__new__(type(self))  # a subclass (BaseLM, ScriptedLM) stays itself
         clone.__dict__.update(self.__dict__)
         clone.history = deque(maxlen=self.history.maxlen)
         for name, value in changes.items():
@@ -344,6 +359,37 @@ class LM:
 
     def __repr__(self) -> str:
         return f"LM({self.model!r})"
+
+
+DSPY_MODEL_TYPES = {"text": "completion", "responses": "chat"}
+
+
+class BaseLM(LM):
+    """DSPy's base class for a custom LM: subclass it and implement ``forward``.
+
+    ``forward(prompt=None, messages=None, **kwargs)`` gets the chat messages (or the prompt of a
+    completion model) and ``temperature``, ``max_tokens`` (``n``, ``stop``, ``seed`` when set), and
+    returns an OpenAI-shaped response (``choices[i].message.content``, ``usage``, ``model``), a string,
+    or a list of strings. Everything else comes from ``LM``: the cache (``cache=False`` to turn it off),
+    ``history``, usage tracking, callbacks, retries of an ``LMError`` marked transient, budgets.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        model_type: ModelType | str = "chat",
+        temperature: float | None = 0.0,
+        max_tokens: int | None = 1000,
+        cache: bool | Any = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(model, model_type, temperature, max_tokens, cache, **kwargs)
+
+    def forward(self, prompt: str | None = None, messages: list[dict] | None = None, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must implement forward(prompt=None, messages=None, **kwargs)")
+
+    def _build_backend(self) -> Backend:
+        return ForwardBackend(self.forward, self._model_type or "chat")
 
 
 def history_entry(response: Response) -> HistoryEntry | None:

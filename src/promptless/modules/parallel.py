@@ -24,9 +24,24 @@ class Parallel:
     """
 
     def __init__(
-        self, num_threads: int | None = None, max_errors: int | None = None, return_failed_examples: bool = False
+        self,
+        num_threads: int | None = None,
+        max_errors: int | None = None,
+        access_examples: bool = True,
+        return_failed_examples: bool = False,
+        provide_traceback: bool | None = None,
+        disable_progress_bar: bool = False,
+        timeout: float | None = None,
+        straggler_limit: int = 3,
     ) -> None:
+        """DSPy's keywords are accepted. ``timeout``/``straggler_limit`` (DSPy resubmits a straggling task) are
+        recorded only: here each LM call is bounded by its LM's ``timeout`` and retries, so no task hangs."""
         self.num_threads = num_threads
+        self.access_examples = access_examples
+        self.provide_traceback = provide_traceback
+        self.disable_progress_bar = disable_progress_bar
+        self.timeout = timeout
+        self.straggler_limit = straggler_limit
         self.max_errors = max_errors
         self.return_failed_examples = return_failed_examples
 

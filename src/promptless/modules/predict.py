@@ -9,7 +9,7 @@ from typing import Any
 
 from promptless.adapters import Adapter, default_adapter_for
 from promptless.adapters.values import to_jsonable
-from promptless.callbacks import observed_parse
+from promptless.callbacks import observed_format, observed_parse
 from promptless.errors import ArtifactError, ParseError
 from promptless.fieldtypes import is_optional
 from promptless.lm import LM, resolve_lm
@@ -53,10 +53,13 @@ class Predict(Module, Parameter):
         self.demos: list[Example] = []
 
     def reset(self) -> None:
+        """Forget what was learned (the demos). Unlike DSPy's, the LM given to this predictor stays: it is a device."""
         self.demos = []
 
     # -- calling -------------------------------------------------------------------------------
-    def forward(self, **kwargs: Any) -> Prediction:
+    def forward(self, *args: Any, **kwargs: Any) -> Prediction:
+        if args:
+            raise _positional(self, args)
         demos = kwargs.get("demos", self.demos)
         lm, adapter, inputs, request = self._prepare(kwargs)
         sink = current().stream_sink
@@ -72,8 +75,10 @@ class Predict(Module, Parameter):
             lm.forget(request)
         return self._finish(response, demos, inputs, completions, errors)
 
-    async def aforward(self, **kwargs: Any) -> Prediction:
+    async def aforward(self, *args: Any, **kwargs: Any) -> Prediction:
         """``forward`` without blocking the event loop: the LM call (and any parse retry) is awaited."""
+        if args:
+            raise _positional(self, args)
         demos = kwargs.get("demos", self.demos)
         lm, adapter, inputs, request = self._prepare(kwargs)
         response = await lm.acomplete(request)
@@ -160,7 +165,7 @@ class Predict(Module, Parameter):
         if "stop" in sampling:
             stop = sampling["stop"]
             sampling["stop"] = (stop,) if isinstance(stop, str) else tuple(stop)  # "END" is one stop string
-        return lm, adapter, inputs, adapter.format(self.signature, demos, inputs, **sampling)
+        return lm, adapter, inputs, observed_format(adapter, self.signature, demos, inputs, **sampling)
 
     def _checked_inputs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         expected = self.signature.input_fields
@@ -233,6 +238,15 @@ class Predict(Module, Parameter):
         self.config = _file_config(config, name)
         self.saved_lm = _description(saved_lm) if saved_lm else None
         return self
+
+
+def _positional(predictor: Predict, args: tuple[Any, ...]) -> TypeError:
+    names = list(predictor.signature.input_fields)
+    example = ", ".join(f"{n}=..." for n in names)
+    return TypeError(
+        f"{type(predictor).__name__}({predictor.signature.signature!r}) takes its inputs by name, got "
+        f"{len(args)} positional argument(s) ({args[0]!r:.40}...); call it as predictor({example})"
+    )
 
 
 def _drive(steps: Generator[Request, str, dict[str, Any]], send: Callable[[Request], str]) -> dict[str, Any]:

@@ -10,12 +10,14 @@ hanging after the LM's retries) ends the run at once with that error.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from promptless.evaluate.feedback import split_score
+from promptless.callbacks import callback_scope
+from promptless.evaluate.feedback import call_metric, split_score
 from promptless.evaluate.stats import bootstrap_ci, paired_bootstrap_ci
 from promptless.module import Module
 from promptless.primitives import Example
@@ -118,7 +120,21 @@ class CompileReport:
 
 
 class Optimizer:
-    """Base class: subclasses implement ``compile``."""
+    """Base class (DSPy's ``Teleprompter``): subclasses implement ``compile``.
+
+    The ``compile`` of an optimizer written outside promptless is observed as it is for the built-in ones:
+    callbacks get ``on_compile_start``/``on_compile_end`` around it.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("compile")
+        if own is not None and not cls.__module__.startswith("promptless."):
+            cls.compile = _observed_compile(own)  # type: ignore[method-assign]
+
+    def get_params(self) -> dict[str, Any]:
+        """DSPy's ``Teleprompter.get_params``: the optimizer's settings."""
+        return dict(vars(self))
 
     def compile(
         self,
@@ -129,6 +145,17 @@ class Optimizer:
         teacher: Module | None = None,
     ) -> Module:
         raise NotImplementedError
+
+
+def _observed_compile(compile_fn: Any) -> Any:
+    @functools.wraps(compile_fn)
+    def compile(self: Any, student: Any, *args: Any, **kwargs: Any) -> Any:
+        inputs = {"optimizer": type(self).__name__, "student": student, **kwargs}
+        with callback_scope("compile", self, inputs) as scope:
+            scope.outputs = compile_fn(self, student, *args, **kwargs)
+        return scope.outputs
+
+    return compile
 
 
 def check_trainset(trainset: Sequence[Example], name: str = "trainset") -> list[Example]:
@@ -167,7 +194,7 @@ def passes(metric: Metric, example: Example, prediction: Any, trace: Any, thresh
     The score is read by the same rule as Evaluate's (``split_score``): a metric returning
     ``"no"`` or None is a ``MetricError``, never a pass.
     """
-    score = split_score(metric(example, prediction, trace), metric)[0]
+    score = split_score(call_metric(metric, example, prediction, trace), metric)[0]
     return score >= threshold if threshold is not None else bool(score)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from promptless.errors import cannot_recover
+from promptless.evaluate.feedback import call_metric
 from promptless.settings import context, current
 from promptless.trace import UsageTracker
 
@@ -74,7 +75,7 @@ def probe(program: Module, examples: Sequence[Example], metric: Any = None, *, s
         try:
             with context(usage_tracker=tracker, trace=[]):
                 prediction = program(**example.inputs())
-            if metric is None or metric(example, prediction, None):
+            if metric is None or call_metric(metric, example, prediction):
                 result.passed += 1
         except Exception as error:  # a forecast must not fail on an example the compile would score as a failure
             if cannot_recover(error):

@@ -38,6 +38,7 @@ from typing_extensions import Unpack
 
 from promptless.errors import cannot_recover
 from promptless.evaluate.evaluate import Evaluate, TooManyErrors
+from promptless.evaluate.feedback import call_metric
 from promptless.module import Module
 from promptless.modules.predict import Predict
 from promptless.optimizers.base import Metric, Optimizer, check_int, check_trainset
@@ -369,7 +370,7 @@ class _Search:
             with context(trace=trace):
                 prediction = program(**example.inputs())
             outputs = plain(prediction.toDict() if isinstance(prediction, Example) else {"output": prediction})
-            score = float(self.opt.metric(example, prediction, None) or 0.0)
+            score = float(call_metric(self.opt.metric, example, prediction) or 0.0)
         except Exception as failure:  # scored as a failure; its partial trace is still worth learning from
             if cannot_recover(failure):
                 raise
