@@ -33,41 +33,71 @@ def smollm2_gguf() -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def llama_server(tmp_path_factory):
-    """Base URL (``http://127.0.0.1:PORT/v1``) of ``python -m llama_cpp.server`` serving SmolLM2-135M-Instruct."""
+def _require_server_packages() -> None:
     for module in ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "starlette_context"):
         if importlib.util.find_spec(module) is None:
             pytest.skip(f"{module} is not installed: pip install 'llama-cpp-python[server]'")
-    model = smollm2_gguf()
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
-    # One thread: on a small, busy machine llama.cpp's threads wait on each other (a 135M model gains nothing).
-    command = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", "smollm2",
-        "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "1", "--n_threads_batch", "1",
-    ]  # fmt: skip
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}/v1"
-    try:
+
+
+class LlamaServer:
+    """``python -m llama_cpp.server`` serving SmolLM2-135M-Instruct on 127.0.0.1; ``start``/``kill``/``restart``."""
+
+    def __init__(self, log_path: Path, port: int | None = None) -> None:
+        _require_server_packages()
+        self.model = smollm2_gguf()
+        self.port = port or free_port()
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> "LlamaServer":
+        # One thread: on a small, busy machine llama.cpp's threads wait on each other (a 135M model gains nothing).
+        command = [
+            sys.executable, "-m", "llama_cpp.server", "--model", str(self.model), "--model_alias", "smollm2",
+            "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "2048", "--n_threads", "1",
+            "--n_threads_batch", "1",
+        ]  # fmt: skip
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + HEALTH_TIMEOUT_S
         while True:
-            if process.poll() is not None:
-                pytest.fail(f"llama.cpp server exited with {process.returncode}:\n{log_path.read_text()[-2000:]}")
+            if self.process.poll() is not None:
+                pytest.fail(f"llama.cpp server exited with {self.process.returncode}:\n{self._log_tail()}")
             try:
-                if httpx.get(f"{base}/models", timeout=2).status_code == 200:
-                    break
+                if httpx.get(f"{self.base}/models", timeout=2).status_code == 200:
+                    return self
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"llama.cpp server not healthy after {HEALTH_TIMEOUT_S} s:\n{log_path.read_text()[-2000:]}")
+                pytest.fail(f"llama.cpp server not healthy after {HEALTH_TIMEOUT_S} s:\n{self._log_tail()}")
             time.sleep(0.3)
-        yield base
-    finally:
-        process.terminate()
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
         try:
-            process.wait(timeout=10)
+            self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            self.kill()
+
+    def _log_tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-2000:]
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory):
+    """Base URL (``http://127.0.0.1:PORT/v1``) of a llama.cpp server serving SmolLM2-135M-Instruct."""
+    server = LlamaServer(tmp_path_factory.mktemp("llama-server") / "server.log")
+    try:
+        yield server.start().base
+    finally:
+        server.stop()

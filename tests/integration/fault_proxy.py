@@ -20,6 +20,7 @@ class FaultProxy:
     def __init__(self, upstream: str, hang_s: float = 30.0) -> None:
         self.upstream = upstream.rstrip("/")
         self.fault = "none"
+        self.fail_after: int | None = None  # answer 401 to every request after this many
         self.hang_s = hang_s
         self.requests = 0
         self.lock = threading.Lock()
@@ -42,6 +43,8 @@ class FaultProxy:
                     proxy.requests += 1
                     number = proxy.requests
                 fault = proxy.fault
+                if proxy.fail_after is not None and number > proxy.fail_after:
+                    fault = "unauthorized"
                 if fault == "hang":
                     proxy.released.wait(proxy.hang_s)
                     return self._answer(504, b"gateway gave up")

@@ -13,11 +13,13 @@ import pytest
 
 import promptless as pl
 from promptless.lm.retry import Backoff
+from tests.integration.conftest import LlamaServer
 from tests.integration.fault_proxy import FaultProxy
 
 pytestmark = pytest.mark.integration
 
-QUESTIONS = [f"What is {a} plus {b}?" for a, b in [(1, 2), (2, 3), (3, 4), (4, 5), (5, 6), (6, 7), (7, 8), (8, 9)]]
+PAIRS = [(1, 2), (2, 3), (3, 4), (4, 5), (5, 6), (6, 7), (7, 8), (8, 9)]
+QUESTIONS = [f"What is {a} plus {b}?" for a, b in PAIRS]
 
 
 @pytest.fixture
@@ -81,3 +83,50 @@ def test_a_refused_request_format_fails_at_once_with_a_clear_error(proxy):
     with pytest.raises(pl.LMBadRequest, match="response_format"):
         program(question=QUESTIONS[0])
     assert proxy.requests <= 2  # one per dialect, no retries of a request the server will never take
+
+
+def test_a_killed_server_stops_the_run_and_a_restarted_one_serves_the_same_lm(tmp_path):
+    server = LlamaServer(tmp_path / "server.log").start()
+    try:
+        lm = pl.LM("openai/smollm2", api_base=server.base, cache=False, max_tokens=16,
+                   backoff=Backoff(retries=2, base=0.05, cap=0.2))
+        program = pl.Predict("question -> answer", lm=lm)
+        assert program(question=QUESTIONS[0]).answer is not None
+        server.kill()
+        started = time.monotonic()
+        with pytest.raises(pl.LMUnavailable, match="cannot connect"):
+            pl.Evaluate(devset(), contains, num_threads=2)(program)
+        assert time.monotonic() - started < 15  # three outages in a row, each after its retries
+        server.start()  # same port
+        result = pl.Evaluate(devset()[:3], contains, num_threads=1)(program)
+        assert result.n == 3  # the same LM object recovers (a garbled answer may still be a ParseError)
+        assert not [d for d in result.error_details.values() if d.startswith("LMUnavailable")], result.error_details
+    finally:
+        server.stop()
+
+
+def test_a_compile_interrupted_by_a_fault_resumes_without_repeating_a_finished_call(proxy, tmp_path):
+    pairs = zip(QUESTIONS, PAIRS, strict=True)
+    trainset = [pl.Example(question=q, answer=str(a + b)).with_inputs("question") for q, (a, b) in pairs]
+    optimizer_args = {"max_bootstrapped_demos": 2, "max_labeled_demos": 2, "num_candidate_programs": 2}
+    optimizer_args["num_threads"] = 1
+
+    def compile_once(checkpoint):
+        lm = lm_through(proxy)
+        optimizer = pl.BootstrapFewShotWithRandomSearch(contains, checkpoint=checkpoint, **optimizer_args)
+        with pl.context(lm=lm):
+            return optimizer.compile(pl.Predict("question -> answer"), trainset=trainset[:4], valset=trainset[4:])
+
+    proxy.requests = 0
+    clean = compile_once(tmp_path / "clean.json")
+    clean_calls = proxy.requests
+    proxy.requests, proxy.fail_after = 0, clean_calls // 2
+    with pytest.raises(pl.LMAuthError):
+        compile_once(tmp_path / "resumed.json")
+    first_part = proxy.requests
+    proxy.requests, proxy.fail_after = 0, None
+    resumed = compile_once(tmp_path / "resumed.json")
+    assert resumed.compile_report.resumed_steps >= 1
+    assert resumed.compile_report.chosen == clean.compile_report.chosen
+    # Finished scoring is not repeated; only the step that was cut off runs again.
+    assert proxy.requests + first_part <= clean_calls + len(trainset)

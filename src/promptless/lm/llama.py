@@ -14,11 +14,13 @@ import functools
 import json
 import logging
 import os
+import queue
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from promptless.errors import LMBadRequest, LMContextOverflow, ModelNotInstalled
 from promptless.lm.models import get_model_info, model_path
@@ -27,6 +29,10 @@ from promptless.types import Request, Response, Usage
 
 log = logging.getLogger("promptless.lm.llama")
 
+T = TypeVar("T")
+WORKER_PREFIX = "promptless-llama"
+_END = object()  # the end of a stream's pieces
+
 # Loading swaps the process's stdout/stderr for /dev/null while llama.cpp talks; two loads at
 # once would restore each other's swapped descriptors and silence the process for good.
 _LOAD_LOCK = threading.Lock()
@@ -34,11 +40,24 @@ _LOAD_LOCK = threading.Lock()
 
 @dataclass(frozen=True)
 class Loaded:
-    """One loaded model: llama.cpp's handle, the lock over its single context, its prefix-reusing tokenizer."""
+    """One loaded model: llama.cpp's handle, the lock over its single context, its prefix-reusing tokenizer,
+    and the one thread that runs its decoding.
+
+    Every call decodes on ``worker``, never on the caller's thread: on a busy machine a llama.cpp
+    call made from the main thread stalled up to 30x longer than the same call from a worker
+    (bench/main_thread.py), and a plain script calls from the main thread. The caller waits, so
+    Ctrl-C reaches it at once while the decode finishes on the worker.
+    """
 
     llm: Any
     lock: threading.Lock
     tokens: PrefixTokens
+    worker: ThreadPoolExecutor
+
+    def run(self, fn: Callable[..., T], *args: Any) -> T:
+        if threading.current_thread().name.startswith(WORKER_PREFIX):
+            return fn(*args)  # already on the worker (a nested call): run here, never wait on ourselves
+        return self.worker.submit(fn, *args).result()
 
 
 @functools.cache
@@ -54,7 +73,8 @@ def _load(path: str, n_ctx: int, n_threads: int, lora: str | None = None) -> Loa
     def tokenize(text: str, add_bos: bool) -> list[int]:
         return llm.tokenize(text.encode(), add_bos=add_bos, special=True)
 
-    return Loaded(llm, threading.Lock(), PrefixTokens(tokenize))
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=WORKER_PREFIX)
+    return Loaded(llm, threading.Lock(), PrefixTokens(tokenize), worker)
 
 
 @functools.lru_cache(maxsize=256)
@@ -104,6 +124,9 @@ class LlamaBackend:
 
     def complete(self, request: Request) -> Response:
         loaded = self._loaded()
+        return loaded.run(self._complete, loaded, request)
+
+    def _complete(self, loaded: Loaded, request: Request) -> Response:
         grammar = self._grammar_for(request)
         texts, reasons, usage = [], [], Usage()
         started = time.perf_counter()
@@ -129,8 +152,32 @@ class LlamaBackend:
         return None
 
     def stream(self, request: Request) -> Generator[str, None, Response]:
-        """Yield the text as llama.cpp decodes it (one completion); return the whole Response."""
+        """Yield the text as llama.cpp decodes it (one completion); return the whole Response.
+
+        The decode runs on the model's worker thread (see ``Loaded``) and hands pieces over a queue.
+        """
         loaded = self._loaded()
+        if threading.current_thread().name.startswith(WORKER_PREFIX):
+            return (yield from self._decode_stream(loaded, request))
+        pieces: queue.Queue[Any] = queue.Queue()
+
+        def decode() -> Response:
+            try:
+                steps = self._decode_stream(loaded, request)
+                while True:
+                    try:
+                        pieces.put(next(steps))
+                    except StopIteration as done:
+                        return done.value
+            finally:
+                pieces.put(_END)
+
+        future = loaded.worker.submit(decode)
+        while (piece := pieces.get()) is not _END:
+            yield piece
+        return future.result()  # raises the decode's error, if any
+
+    def _decode_stream(self, loaded: Loaded, request: Request) -> Generator[str, None, Response]:
         llm = loaded.llm
         grammar = self._grammar_for(request)
         started = time.perf_counter()
