@@ -61,13 +61,25 @@ class Loaded:
 
 
 @functools.cache
-def _load(path: str, n_ctx: int, n_threads: int, lora: str | None = None) -> Loaded:
+def default_threads() -> int:
+    """Half the cores (at least 1): more llama.cpp threads than free cores wait on each other.
+
+    Measured on 2 cores with other work running (bench/main_thread.py, docs/benchmarks.md): Gemma
+    calls took a median 2.3-8.0 s with 1 thread and 15-19 s with 2; on the quieter machine 0.36-0.38 s
+    with 2 and 0.44 s with 1. A user's machine is rarely idle, so the default gives up that 20 % to
+    avoid the 2-8x stalls. ``LM("local/...", n_threads=N, n_threads_batch=M)`` overrides it.
+    """
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+def _load(path: str, n_ctx: int, n_threads: int, lora: str | None = None, n_threads_batch: int | None = None) -> Loaded:
     """Load a model (with a LoRA adapter applied, if named) once per process; the lock guards its single context."""
     from llama_cpp import Llama  # lazy: llama-cpp-python loads a native library
 
     started = time.perf_counter()
     extra = {"lora_path": lora} if lora else {}
-    llm = Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, n_batch=512, verbose=False, **extra)
+    threads = {"n_threads": n_threads, "n_threads_batch": n_threads_batch or n_threads}
+    llm = Llama(model_path=path, n_ctx=n_ctx, n_batch=512, verbose=False, **threads, **extra)
     log.info("loaded %s in %.2fs", path, time.perf_counter() - started)
 
     def tokenize(text: str, add_bos: bool) -> list[int]:
@@ -95,14 +107,21 @@ class LlamaBackend:
     """Runs requests on an embedded GGUF model; see ``promptless.lm.models`` for the registry."""
 
     def __init__(
-        self, name: str, *, n_ctx: int | None = None, n_threads: int | None = None, lora: str | None = None
+        self,
+        name: str,
+        *,
+        n_ctx: int | None = None,
+        n_threads: int | None = None,
+        n_threads_batch: int | None = None,
+        lora: str | None = None,
     ) -> None:
         info = get_model_info(name)
         self.name = name
         self.lora = lora
         self.model_type = info.model_type
         self.n_ctx = n_ctx or info.n_ctx
-        self.n_threads = n_threads or os.cpu_count() or 1
+        self.n_threads = n_threads or default_threads()
+        self.n_threads_batch = n_threads_batch or self.n_threads
         self._model: Loaded | None = None
 
     @property
@@ -116,7 +135,8 @@ class LlamaBackend:
                 if self._model is None:
                     if self.lora is not None and not os.path.isfile(self.lora):
                         raise ModelNotInstalled(f"LoRA adapter {self.lora!r} for local/{self.name}: no such file")
-                    self._model = _load(str(model_path(self.name)), self.n_ctx, self.n_threads, self.lora)
+                    path = str(model_path(self.name))
+                    self._model = _load(path, self.n_ctx, self.n_threads, self.lora, self.n_threads_batch)
         return self._model
 
     def count_tokens(self, text: str) -> int:
