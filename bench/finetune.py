@@ -113,9 +113,11 @@ def main() -> None:
     parser.add_argument("--lora-layers", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--timing-items", type=int, default=40)
+    parser.add_argument("--train-threads", type=int, default=2)
+    parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--max-time", type=float, default=None)
     parser.add_argument("--phases", nargs="+", default=["zero", "prompt", "finetune"])
-    parser.add_argument("--output-dir", default=str(HERE / "results" / "finetune-weights"))
+    parser.add_argument("--output-dir", default=None, help="where adapters go (default ~/.cache/promptless/finetune)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     for noisy in ("httpx", "promptless.lm", "promptless.lm.llama"):
@@ -148,6 +150,8 @@ def main() -> None:
             lora_rank=args.rank,
             lora_layers=args.lora_layers,
             batch_size=args.batch_size,
+            train_threads=args.train_threads,
+            checkpoint=args.checkpoint,
             max_steps=args.max_steps,
             max_time_s=args.max_time,
             train_on_labels=True,
@@ -196,6 +200,7 @@ def main() -> None:
                 "rank": args.rank,
                 "lora_layers": args.lora_layers,
                 "batch_size": args.batch_size,
+                "train_threads": args.train_threads,
                 "train": len(train),
             },
         )

@@ -38,6 +38,7 @@ class BaseModel:
     n_head: int
     n_head_kv: int
     path: Path
+    n_layers: int = 0
 
     @property
     def model(self) -> str:
@@ -48,8 +49,8 @@ class BaseModel:
         return {"model": self.model, "architecture": self.architecture, "sha256": file_sha256(self.path)}
 
 
-# name -> (architecture, heads, kv heads): checked against the GGUF's metadata when resolved.
-TRAINABLE: dict[str, tuple[str, int, int]] = {"smollm2-135m": ("llama", 9, 3)}
+# name -> (architecture, attention heads, kv heads, decoder layers), as in the GGUF's metadata.
+TRAINABLE: dict[str, tuple[str, int, int, int]] = {"smollm2-135m": ("llama", 9, 3, 30)}
 
 
 def resolve_base(lm: Any) -> BaseModel:
@@ -66,8 +67,8 @@ def resolve_base(lm: Any) -> BaseModel:
             f"local/{name} has no training support yet; trainable base models: "
             + ", ".join(f"local/{n}" for n in sorted(TRAINABLE))
         )
-    architecture, n_head, n_head_kv = TRAINABLE[name]
-    return BaseModel(name, architecture, n_head, n_head_kv, Path(model_path(name)))
+    architecture, n_head, n_head_kv, n_layers = TRAINABLE[name]
+    return BaseModel(name, architecture, n_head, n_head_kv, Path(model_path(name)), n_layers)
 
 
 def require_extra() -> None:

@@ -91,6 +91,7 @@ def write_lora_gguf(adapter: dict[str, Any], base: BaseModel, alpha: float, path
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
         writer.close()
+        os.chmod(tmp, 0o644)  # mkstemp made it private; an adapter is as readable as the model it adapts
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -90,20 +90,33 @@ def _mean(values: Sequence[float]) -> float:
 
 
 def load_model(base: BaseModel, num_threads: int = 2) -> Any:
-    """The base model in float32, from its GGUF file, offline."""
+    """The base model in float32, from its GGUF file, offline; the last one loaded is kept for the process.
+
+    Training adds LoRA layers and removes them again (``unload``), so the kept model is the base model
+    again when the next compile (a rerun, BetterTogether's next ``w`` step) asks for it.
+    """
+    import torch  # lazy: the optional training extra
+
+    torch.set_num_threads(num_threads)
+    stat = base.path.stat()
+    return _load_model(str(base.path), stat.st_size, stat.st_mtime_ns, base.model)
+
+
+@functools.lru_cache(maxsize=1)
+def _load_model(path: str, size: int, mtime_ns: int, name: str) -> Any:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import torch  # lazy: the optional training extra
     from transformers import AutoModelForCausalLM  # lazy: the optional training extra
     from transformers.utils import logging as hf_logging  # lazy: the optional training extra
 
-    torch.set_num_threads(num_threads)
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     _quiet_gguf_progress()
     started = time.perf_counter()
-    model = AutoModelForCausalLM.from_pretrained(str(base.path.parent), gguf_file=base.path.name, dtype=torch.float32)
-    log.info("loaded %s for training in %.1fs", base.model, time.perf_counter() - started)
+    folder, file = os.path.split(path)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=file, dtype=torch.float32)
+    log.info("loaded %s for training in %.1fs", name, time.perf_counter() - started)
     return model
 
 
@@ -224,57 +237,59 @@ def train(
     started = time.perf_counter()
     torch.set_num_threads(settings.num_threads)
     model = with_lora(model if model is not None else load_model(base, settings.num_threads), settings)
-    model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
-    total = settings.total_steps(len(examples))
-    warmup = min(settings.warmup_steps, max(1, total // 10))
+    try:
+        model.train()
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+        total = settings.total_steps(len(examples))
+        warmup = min(settings.warmup_steps, max(1, total // 10))
 
-    def lr_at(step: int) -> float:  # linear warm-up, then linear decay to 10 % of lr
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.1, 1.0 - 0.9 * (step - warmup) / max(1, total - warmup))
+        def lr_at(step: int) -> float:  # linear warm-up, then linear decay to 10 % of lr
+            if step < warmup:
+                return (step + 1) / warmup
+            return max(0.1, 1.0 - 0.9 * (step - warmup) / max(1, total - warmup))
 
-    result = TrainResult({})
-    store = _CheckpointStore(checkpoint_dir, fingerprint) if checkpoint_dir is not None else None
-    if store is not None and store.load(model, optimizer, result):
-        log.info("resumed after epoch %d (step %d) from %s", result.epochs_done, result.steps, checkpoint_dir)
-        result.resumed_epochs = result.epochs_done
-    if result.steps == 0:
-        result.val_loss_before = evaluate_loss(model, val_examples, pad_id, settings.batch_size)
-    budget_start = time.perf_counter()
-    for epoch in range(result.epochs_done, settings.epochs):
-        for batch in _batches(examples, settings, epoch):
-            if settings.max_steps is not None and result.steps >= settings.max_steps:
-                result.stopped_by = "max_steps"
-                break
-            if settings.max_time_s is not None and time.perf_counter() - budget_start >= settings.max_time_s:
-                result.stopped_by = "max_time_s"
-                break
-            for group in optimizer.param_groups:
-                group["lr"] = settings.lr * lr_at(result.steps)
-            items = [examples[i] for i in batch]
-            loss_sum, count = _loss(model, items, pad_id)
-            loss = loss_sum / max(1, count)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, settings.max_grad_norm)
-            optimizer.step()
-            result.steps += 1
-            result.train_tokens += sum(item.length for item in items)
-            result.losses.append(loss.item())
-            if progress is not None:
-                progress(result.steps, total, result.losses[-1])
-        else:
-            result.epochs_done = epoch + 1
-            if store is not None:
-                store.save(model, optimizer, result)
-            continue
-        break  # a limit stopped the run inside this epoch
-    model.eval()
-    result.val_loss_after = evaluate_loss(model, val_examples, pad_id, settings.batch_size)
-    result.adapter = adapter_tensors(model)
-    model.unload()  # the base model without LoRA layers again, ready for the next adapter
+        result = TrainResult({})
+        store = _CheckpointStore(checkpoint_dir, fingerprint) if checkpoint_dir is not None else None
+        if store is not None and store.load(model, optimizer, result):
+            log.info("resumed after epoch %d (step %d) from %s", result.epochs_done, result.steps, checkpoint_dir)
+            result.resumed_epochs = result.epochs_done
+        if result.steps == 0:
+            result.val_loss_before = evaluate_loss(model, val_examples, pad_id, settings.batch_size)
+        budget_start = time.perf_counter()
+        for epoch in range(result.epochs_done, settings.epochs):
+            for batch in _batches(examples, settings, epoch):
+                if settings.max_steps is not None and result.steps >= settings.max_steps:
+                    result.stopped_by = "max_steps"
+                    break
+                if settings.max_time_s is not None and time.perf_counter() - budget_start >= settings.max_time_s:
+                    result.stopped_by = "max_time_s"
+                    break
+                for group in optimizer.param_groups:
+                    group["lr"] = settings.lr * lr_at(result.steps)
+                items = [examples[i] for i in batch]
+                loss_sum, count = _loss(model, items, pad_id)
+                loss = loss_sum / max(1, count)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, settings.max_grad_norm)
+                optimizer.step()
+                result.steps += 1
+                result.train_tokens += sum(item.length for item in items)
+                result.losses.append(loss.item())
+                if progress is not None:
+                    progress(result.steps, total, result.losses[-1])
+            else:
+                result.epochs_done = epoch + 1
+                if store is not None:
+                    store.save(model, optimizer, result)
+                continue
+            break  # a limit stopped the run inside this epoch
+        model.eval()
+        result.val_loss_after = evaluate_loss(model, val_examples, pad_id, settings.batch_size)
+        result.adapter = adapter_tensors(model)
+    finally:  # the base model without LoRA layers again (it is kept for the next adapter), also after an error
+        model.unload()
     result.wall_time_s = time.perf_counter() - started
     return result
 

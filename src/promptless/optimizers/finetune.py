@@ -48,9 +48,11 @@ from promptless.trace import track_usage
 
 log = logging.getLogger("promptless.optimizers")
 
-# Training throughput measured on this project's reference machine (2 CPU cores, SmolLM2-135M, LoRA r=16,
-# float32): completion-and-prompt tokens per second through forward + backward. plan() scales by threads.
-TRAIN_TOKENS_PER_S_2_CORES = 300.0
+# Training throughput measured on the project's shared 2-core machine (bench/finetune.py, SmolLM2-135M, LoRA r=16
+# on the top 15 of 30 layers, float32, 1 torch thread): prompt + completion tokens per second, forward + backward.
+# plan() scales it by the share of layers trained: a step costs ~ forward (all layers) + 2 x forward (trained ones).
+TRAIN_TOKENS_PER_S = 150.0
+TRAIN_LAYERS_MEASURED = 0.5
 
 
 class TooFewTraces(PromptlessError, ValueError):
@@ -459,12 +461,15 @@ class BootstrapFinetune(Optimizer):
         steps = tasks * ts.total_steps(per_task)
         prompt, completion = measured.tokens_per_call()
         tokens = round(steps * min(ts.batch_size, per_task) * (prompt + completion + 2))
-        seconds = tokens / (TRAIN_TOKENS_PER_S_2_CORES * ts.num_threads / 2)
+        layers = next(iter(self._bases(student).values())).n_layers or 30
+        share = 1.0 if ts.lora_layers is None else min(1.0, ts.lora_layers / layers)
+        speed = TRAIN_TOKENS_PER_S * (1 + 2 * TRAIN_LAYERS_MEASURED) / (1 + 2 * share)
+        seconds = tokens / speed
         if s.max_time_s is not None:
             seconds = min(seconds, s.max_time_s * tasks)
         note = (
-            f"pass rate {measured.pass_rate:.0%} on {measured.runs} probed examples; time at "
-            f"~{TRAIN_TOKENS_PER_S_2_CORES:.0f} tokens/s per 2 threads, plus ~20 s to load the model per task"
+            f"pass rate {measured.pass_rate:.0%} on {measured.runs} probed examples; time at ~{speed:.0f} training "
+            f"tokens/s (measured on 2 shared cores), plus ~20 s to load the model per task"
         )
         return FinetunePlan(bootstrap, n_train, steps, tokens, seconds + 20 * tasks, note)
 
