@@ -12,17 +12,21 @@ class Example:
     """A record of named values; ``with_inputs(...)`` marks which are inputs, the rest are labels."""
 
     def __init__(self, base: Example | dict[str, Any] | None = None, **values: Any) -> None:
-        self._store: dict[str, Any] = {}
-        self._input_keys: frozenset[str] | None = None
-        self._version = 0  # bumped on every change, so rendered demos can be memoised safely
+        # Private fields bypass the field-setting __setattr__ (an Example is built on every call).
+        inner = self.__dict__
+        inner["_input_keys"] = None
+        inner["_version"] = 0  # bumped on every change, so rendered demos can be memoised safely
         if isinstance(base, Example):
-            self._store.update(base._store)
-            self._input_keys = base._input_keys
+            store = dict(base._store)
+            inner["_input_keys"] = base._input_keys
         elif isinstance(base, dict):
-            self._store.update(base)
-        elif base is not None:
+            store = dict(base)
+        elif base is None:
+            store = {}
+        else:
             raise TypeError(f"Example() takes a dict or an Example, got {type(base).__name__}")
-        self._store.update(values)
+        store.update(values)
+        inner["_store"] = store
 
     # -- dict behaviour --------------------------------------------------------------
     def __getattr__(self, name: str) -> Any:
@@ -128,16 +132,16 @@ class Prediction(Example):
 
     def __init__(self, base: Example | dict[str, Any] | None = None, **values: Any) -> None:
         super().__init__(base, **values)
-        self._completions: list[dict[str, Any]] = [dict(self._store)]
-        self._usage = Usage()
+        self.__dict__["_completions"] = [dict(self._store)]
+        self.__dict__["_usage"] = Usage()
 
     @classmethod
     def from_completions(cls, completions: list[dict[str, Any]], usage: Usage | None = None) -> Prediction:
         if not completions:
             raise ValueError("a Prediction needs at least one completion")
         pred = cls(completions[0])
-        pred._completions = [dict(c) for c in completions]
-        pred._usage = usage or Usage()
+        pred.__dict__["_completions"] = [dict(c) for c in completions]
+        pred.__dict__["_usage"] = usage or Usage()
         return pred
 
     @property

@@ -27,22 +27,28 @@ class UsageTracker:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     prices: Mapping[str, Any] | None = field(default=None, repr=False)  # None: the ``prices`` setting when read
 
+    _total: Usage = field(default_factory=Usage, repr=False)  # kept up to date by ``add``
+
     def add(self, model: str, response: Response) -> None:
         if self.parent is not None:
             self.parent.add(model, response)
+        if response.cached:
+            spent = Usage()
+        else:
+            used = response.usage
+            spent = Usage(used.prompt_tokens, used.completion_tokens, used.cached_tokens, 1)
         with self._lock:
-            used = response.usage if not response.cached else Usage()
-            self.by_model[model] = self.by_model.get(model, Usage()) + Usage(
-                used.prompt_tokens, used.completion_tokens, used.cached_tokens, int(not response.cached)
-            )
+            before = self.by_model.get(model)
+            self.by_model[model] = spent if before is None else before + spent
+            self._total = self._total + spent
             self.cache_hits += int(response.cached)
 
     @property
     def total(self) -> Usage:
-        total = Usage()
-        for usage in self.snapshot().values():
-            total = total + usage
-        return total
+        """All models together; read under the lock (other threads may still be adding)."""
+        with self._lock:
+            total = self._total
+        return Usage(total.prompt_tokens, total.completion_tokens, total.cached_tokens, total.calls)
 
     def snapshot(self) -> dict[str, Usage]:
         """Usage per model, copied under the lock (other threads may still be adding)."""
