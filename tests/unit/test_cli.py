@@ -164,12 +164,12 @@ def test_val_fraction_zero_validates_on_the_trainset_and_says_so(cli, tmp_path):
 def test_budget_stops_bootstrap_with_the_best_so_far(cli, tmp_path):
     data = write_qa(tmp_path / "qa.jsonl")
     lm = ScriptedLM(reply)
-    result = cli("compile", data, "-s", SIGNATURE, "-o", "p.json", "--budget", 4, lm=lm)
-    assert result.exit_code == 0, result.output
-    assert len(lm.requests) == 4  # 3 for the baseline, 1 teacher run; the 5th call was refused
-    assert "stopped by budget: LM call budget spent: 4 of max_lm_calls=4" in result.stdout
+    result = cli("compile", data, "-s", SIGNATURE, "-o", "p.json", "--budget", 7, lm=lm)
+    assert len(lm.requests) == 7  # 3 forecast probes, 3 for the baseline, 1 teacher run; the 8th call was refused
+    assert "stopped by budget: LM call budget spent: 7 of 7 (--budget)" in result.stdout
     assert "no candidate was scored against the baseline: baseline kept" in result.stdout
     assert json.loads((tmp_path / "p.json").read_text())["cli"]["compile"]["stopped_by_budget"]
+    one_error(result, RUNTIME, "stopped by --budget 7 before the compile finished; p.json holds the best program")
 
 
 def test_budget_stops_random_search_and_a_checkpoint_skips_finished_scoring(cli, tmp_path):
@@ -177,7 +177,7 @@ def test_budget_stops_random_search_and_a_checkpoint_skips_finished_scoring(cli,
     args = ("compile", data, "-s", SIGNATURE, "-o", "p.json", "--optimizer", "random-search", "--candidates", 2)
     lm = ScriptedLM(reply)
     result = cli(*args, "--budget", 5, lm=lm)
-    assert result.exit_code == 0, result.output
+    one_error(result, RUNTIME, "stopped by --budget 5")
     assert len(lm.requests) == 5 and "stopped by budget" in result.stdout
 
     first, second = ScriptedLM(reply), ScriptedLM(reply)
@@ -483,3 +483,188 @@ def test_field_metrics():
     assert FieldMetric("contains", "answer")(gold, pl.Prediction(answer="It is the Eiffel Tower, Paris")) is True
     assert FieldMetric("exact", "answer")(pl.Example(answer=["x", "Eiffel Tower"]), pred) is True
     assert repr(FieldMetric("f1", "label")) == "FieldMetric(kind='f1', field='label')"  # stable checkpoint keys
+
+
+# -- issue 16: output types, protected work, bounded and visible compiles ---------------------------------
+def write_labelled(path: Path, labels=("yes", "no"), n: int = 12) -> Path:
+    rows = [{"question": f"q{i}", "answer": labels[i % len(labels)]} for i in range(n)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def says_yes(request) -> dict:
+    keys = re.findall(r'"(\w+)"', request.messages[0]["content"].rsplit("JSON object with keys", 1)[-1])
+    return {key: "yes" for key in keys}
+
+
+def test_a_label_column_is_typed_as_a_literal_and_said_so(cli, tmp_path):
+    write_labelled(tmp_path / "yn.jsonl")
+    result = cli("compile", "yn.jsonl", "-s", SIGNATURE, "-o", "p.json", lm=ScriptedLM(says_yes))
+    assert result.exit_code == 0, result.output
+    typed = [line for line in result.stdout.splitlines() if line.startswith("typed ")]
+    assert typed == [
+        "typed answer as Literal['no', 'yes']: 2 values, each seen at least twice in the data "
+        "(--labels a,b,... to name them, --free-text to keep free text)"
+    ]
+    assert "warning:" not in result.stdout
+    state = json.loads((tmp_path / "p.json").read_text())
+    assert state["cli"]["signature"] == "question -> answer: Literal['no', 'yes']"
+    ran = cli("run", "p.json", "-i", "question=q1", "--json", lm=ScriptedLM(says_yes))
+    assert json.loads(ran.stdout) == {"answer": "yes"}
+
+
+def test_labels_and_free_text_override_the_inferred_type(cli, tmp_path):
+    write_labelled(tmp_path / "yn.jsonl")
+    lm = ScriptedLM(says_yes)
+    named = cli("compile", "yn.jsonl", "-s", SIGNATURE, "-o", "a.json", "--labels", "yes,no,maybe", lm=lm)
+    assert named.exit_code == 0, named.output
+    assert "typed answer as Literal['yes', 'no', 'maybe'] (--labels)" in named.stdout
+    assert json.loads((tmp_path / "a.json").read_text())["cli"]["signature"].endswith("Literal['yes', 'no', 'maybe']")
+    free = cli("compile", "yn.jsonl", "-s", SIGNATURE, "-o", "b.json", "--free-text", lm=lm)
+    assert free.exit_code == 0 and "typed " not in free.stdout
+    assert json.loads((tmp_path / "b.json").read_text())["cli"]["signature"] == SIGNATURE
+    assert "warning: answer is free text, and --metric exact counts an answer right only when" in free.stdout
+    assert "consider --metric f1, contains or judge" in free.stdout
+    f1 = cli("compile", "yn.jsonl", "-s", SIGNATURE, "-o", "c.json", "--free-text", "-m", "f1", lm=lm)
+    assert f1.exit_code == 0 and "warning:" not in f1.stdout
+    explicit = cli("compile", "yn.jsonl", "-s", "question -> answer: str", "-o", "d.json", lm=lm)
+    assert explicit.exit_code == 0 and "typed " not in explicit.stdout  # the signature's own type wins
+    calls = len(lm.requests)
+    one_error(cli("compile", "yn.jsonl", "-s", SIGNATURE, "-o", "e.json", "--labels", "yes"), USAGE, "also holds 'no'")
+    both = cli("compile", "yn.jsonl", "-s", SIGNATURE, "-o", "e.json", "--labels", "yes,no", "--free-text")
+    one_error(both, USAGE, "--labels and --free-text contradict each other")
+    assert len(lm.requests) == calls
+
+
+def test_free_text_answers_are_not_typed(cli, tmp_path):
+    data = write_qa(tmp_path / "qa.jsonl")  # ten distinct answers, each seen once
+    result = cli("compile", data, "-s", SIGNATURE, "-o", "p.json")
+    assert result.exit_code == 0 and "typed " not in result.stdout
+    assert "warning: answer is free text" in result.stdout
+
+
+def test_output_never_destroys_the_data_or_other_files(cli, tmp_path):
+    data = write_qa(tmp_path / "qa.jsonl")
+    lm = ScriptedLM(reply)
+    one_error(cli("compile", data, "-s", SIGNATURE, "-o", "qa.jsonl", lm=lm), USAGE, "is the data file")
+    one_error(cli("compile", data, "-s", SIGNATURE, "-o", "./qa.jsonl", "--force", lm=lm), USAGE, "is the data file")
+    (tmp_path / "notes.json").write_text('{"mine": true}\n')
+    refused = cli("compile", data, "-s", SIGNATURE, "-o", "notes.json", lm=lm)
+    one_error(refused, USAGE, "-o notes.json exists and is not a promptless program; pass --force")
+    assert lm.requests == [] and json.loads((tmp_path / "notes.json").read_text()) == {"mine": True}
+    assert cli("compile", data, "-s", SIGNATURE, "-o", "notes.json", "--force", lm=lm).exit_code == 0
+    assert json.loads((tmp_path / "notes.json").read_text())["format"] == "promptless.program"
+    again = cli("compile", data, "-s", SIGNATURE, "-o", "notes.json", lm=lm)  # a program: rewritten freely
+    assert again.exit_code == 0, again.output
+
+
+def test_an_unwritable_output_fails_before_any_lm_call(cli, tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    data = write_qa(tmp_path / "qa.jsonl")
+    (tmp_path / "ro").mkdir()
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)  # a read-only disk: os.access says yes, writing says no
+    lm = ScriptedLM(reply)
+    one_error(cli("compile", data, "-s", SIGNATURE, "-o", "ro/p.json", lm=lm), USAGE, "(Read-only file system)")
+    assert lm.requests == []
+
+
+def test_validation_is_capped_training_sampled_and_duplicates_reported(cli, tmp_path):
+    rows = [{"question": f"q{i}", "answer": f"a{i}"} for i in range(40)]
+    rows += [*rows[:3], {"question": "q5", "answer": "other"}]  # 3 repeats, 1 conflicting label
+    (tmp_path / "big.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = cli("compile", "big.jsonl", "-s", SIGNATURE, "-o", "p.json", "--max-val", 5, "--sample", 10, "-m", "f1")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "note: 3 duplicate row(s) dropped (same inputs and outputs as an earlier row)" in out
+    assert "note: 1 input(s) appear with different outputs" in out
+    assert "validating on 5 of the 12 held-out examples (--max-val 5)" in out
+    assert "training on 10 of the 29 training examples (--sample 10)" in out
+    assert "10 train / 5 val examples" in out
+    summary = json.loads((tmp_path / "p.json").read_text())["cli"]["compile"]
+    assert (summary["train_examples"], summary["val_examples"]) == (10, 5)
+
+
+def test_the_forecast_is_printed_and_dry_run_spends_only_the_probe(cli, tmp_path):
+    data = write_qa(tmp_path / "qa.jsonl")
+    lm = ScriptedLM(reply)
+    result = cli("compile", data, "-s", SIGNATURE, "-o", "p.json", "--dry-run", lm=lm)
+    assert result.exit_code == 0, result.output
+    assert re.search(r"forecast: ~\d+ LM calls \(~\d+ tokens\); program runs: probe 3, bootstrap \d+", result.stdout)
+    assert "dry run: nothing compiled, nothing written" in result.stdout
+    assert not (tmp_path / "p.json").exists() and len(lm.requests) == 3
+    full = cli("compile", data, "-s", SIGNATURE, "-o", "p.json", lm=ScriptedLM(reply))
+    forecast = int(re.search(r"forecast: ~(\d+) LM calls", full.stdout).group(1))
+    assert f"forecast ~{forecast} calls" in full.stdout  # the cost line compares what was made with it
+
+
+def test_progress_prints_plain_lines_when_stdout_is_not_a_terminal(cli, tmp_path, monkeypatch):
+    from promptless.cli import progress
+
+    monkeypatch.setattr(progress, "EVERY_S", 0.0)
+    data = write_qa(tmp_path / "qa.jsonl")
+    result = cli("compile", data, "-s", SIGNATURE, "-o", "p.json")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if line.startswith("progress: ")]
+    assert any(line.startswith("progress: scoring the baseline · ") for line in lines), lines
+    assert any("scoring candidate 1 · " in line for line in lines) and any("best so far 0.0%" in line for line in lines)
+    assert re.search(r"· \d+/\d+ LM calls · .* · ETA (\d+:\d\d|soon)", lines[-1]), lines[-1]
+
+
+def test_progress_line_counts_calls_and_estimates_the_rest():
+    import io
+
+    from rich.console import Console
+
+    from promptless.cli.progress import CompileProgress, clock
+
+    display = CompileProgress(Console(file=io.StringIO(), force_terminal=False), total=10)
+    with display:
+        display.on_evaluate_start("e", None, {})
+        for _ in range(5):
+            display.on_lm_end("c", None)
+        assert display.line().startswith("scoring the baseline · 5/10 LM calls · best so far - · elapsed 0:00")
+    assert clock(3725) == "1:02:05" and clock(61) == "1:01"
+
+
+def test_progress_on_a_terminal_is_a_live_line():
+    import io
+
+    from rich.console import Console
+
+    from promptless.cli.progress import CompileProgress
+
+    out = io.StringIO()
+    display = CompileProgress(Console(file=out, force_terminal=True, width=150), total=4)
+    with display:
+        for _ in range(3):
+            display.on_lm_end("c", None)
+        display.on_evaluate_start("e", None, {})
+        display.on_evaluate_end("e", type("Result", (), {"score": 75.0})())
+    assert display.best == 75.0 and display._live is None
+    assert "progress: " not in out.getvalue()  # the live line, not plain lines
+
+
+def test_keep_compiled_and_instructions(cli, tmp_path):
+    data = write_qa(tmp_path / "qa.jsonl")
+    lm = ScriptedLM(lambda r: reply(r, zero_shot_right=True))
+    kept = cli("compile", data, "-s", SIGNATURE, "-o", "p.json", "--keep-compiled", "-m", "f1", lm=lm)
+    assert kept.exit_code == 0, kept.output
+    assert "compiled kept although not significantly better than the baseline" in kept.stdout
+    assert "kept as --keep-compiled asks" in kept.stdout and "fallback_to_baseline" not in kept.stdout
+    assert json.loads((tmp_path / "p.json").read_text())["cli"]["compile"]["chosen"] == "compiled"
+    default = cli("compile", data, "-s", SIGNATURE, "-o", "q.json", "-m", "f1", lm=lm)
+    assert "(--keep-compiled keeps it)" in default.stdout and "fallback_to_baseline" not in default.stdout
+    words = "Answer with the letter a and the question's number."
+    told = cli("compile", data, "-s", SIGNATURE, "-o", "r.json", "--instructions", words, "-m", "f1", lm=lm)
+    assert told.exit_code == 0, told.output
+    assert json.loads((tmp_path / "r.json").read_text())["predictors"]["self"]["signature"]["instructions"] == words
+    shown = cli("inspect", "r.json", "-i", "question=q1")
+    assert f"instructions: {words}" in shown.stdout and words in shown.stdout.split("[system]", 1)[1]
+    empty = cli("compile", data, "-s", SIGNATURE, "-o", "s.json", "--instructions", " ")
+    one_error(empty, USAGE, "--instructions is empty")

@@ -225,11 +225,48 @@ def save_program(program: Module, path: Path, spec: ProgramSpec) -> Path:
     return write_text_atomic(path, json.dumps(state, indent=2, ensure_ascii=False) + "\n")
 
 
-def check_writable(path: Path) -> None:
-    """Fail before compiling, not after, when the artifact could not be written."""
+def check_writable(path: Path, *, data: Path | None = None, force: bool = False) -> None:
+    """Fail before compiling, not after, when the artifact could not be written or would destroy other work.
+
+    ``-o`` may not name the data file, nor overwrite a file that is not a promptless program unless
+    ``force``; the directory is tried with a real (removed) temp file, so a read-only disk fails here.
+    """
     if path.is_dir():
         raise CLIError(f"-o {path} is a directory; give a file name such as {path / 'program.json'}")
+    if data is not None and str(data) != "-" and _same_file(path, data):
+        raise CLIError(f"-o {path} is the data file {data}; writing the program there would destroy the data")
+    if path.exists() and not force and not _is_artifact(path):
+        raise CLIError(
+            f"-o {path} exists and is not a promptless program; pass --force to overwrite it, or choose another name"
+        )
     parent = path.parent if str(path.parent) else Path(".")
     existing = next((p for p in (parent, *parent.parents) if p.exists()), Path("."))
     if not existing.is_dir() or not os.access(existing, os.W_OK):
         raise CLIError(f"-o {path}: cannot write into {existing}")
+    if existing == parent:
+        import tempfile
+
+        try:
+            fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".write-test")
+        except OSError as error:
+            raise CLIError(f"-o {path}: cannot write into {parent} ({error.strerror})") from None
+        os.close(fd)
+        Path(probe).unlink(missing_ok=True)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _is_artifact(path: Path) -> bool:
+    """A file promptless wrote (or an empty one): overwriting it loses nothing the user cannot rebuild."""
+    try:
+        if path.is_file() and path.stat().st_size == 0:
+            return True
+        read_artifact(path)
+    except CLIError:
+        return False
+    return True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -16,14 +15,20 @@ from promptless.cli.programs import ProgramKind
 if TYPE_CHECKING:
     from promptless.module import Module
     from promptless.optimizers.base import CandidateScore, CompileReport
+    from promptless.optimizers.plan import Plan
     from promptless.primitives import Example
 
 DEFAULT_LM = "local/gemma-3-270m"  # promptless.lm.DEFAULT_MODEL, not imported to keep --help fast
 
 
+CONFIRM_ABOVE = 200  # on a terminal, ask before a compile forecast to make more LM calls than this
+
+
 @reports_errors
 def compile_command(
-    data: Annotated[Path, typer.Argument(help="Examples: .jsonl, .json, .csv or .tsv; columns named as the fields.")],
+    data: Annotated[
+        Path, typer.Argument(help="Examples: .jsonl, .json, .csv or .tsv (- reads stdin); columns named as the fields.")
+    ],
     signature: Annotated[str, typer.Option("--signature", "-s", help='The task, e.g. "question -> answer".')],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the compiled program (JSON).")],
     program: Annotated[ProgramKind, typer.Option("--program", "-p", help="The module to build.")] = ProgramKind.predict,
@@ -32,26 +37,40 @@ def compile_command(
     optimizer: Annotated[OptimizerKind, typer.Option(help="How the program is improved.")] = OptimizerKind.bootstrap,
     lm: Annotated[str, typer.Option(help="The model: local/<name>, or openai/<name> with --api-base.")] = DEFAULT_LM,
     api_base: Annotated[str | None, typer.Option(help="Base URL of an OpenAI-compatible server.")] = None,
+    instructions: Annotated[str | None, typer.Option(help="The task in words, for the model.")] = None,
+    labels: Annotated[str | None, typer.Option(help="The answer's values: a,b,c (default: from the data).")] = None,
+    free_text: Annotated[bool, typer.Option("--free-text", help="Keep the answer free text.")] = False,
     budget: Annotated[int | None, typer.Option(min=1, help="At most this many LM calls (cache hits are free).")] = None,
     val_fraction: Annotated[float, typer.Option(help="Share of the data held out to validate on.")] = 0.3,
+    max_val: Annotated[int, typer.Option(min=1, help="Validate on at most this many held-out examples.")] = 200,
+    sample: Annotated[int | None, typer.Option(min=1, help="Train on at most this many examples.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the train/val split and of the optimizer.")] = 0,
     max_demos: Annotated[int, typer.Option(min=0, help="Bootstrapped demos per predictor.")] = 4,
     max_labeled: Annotated[int, typer.Option(min=0, help="Demos per predictor in all, labelled ones topping up.")] = 4,
     candidates: Annotated[int, typer.Option(min=1, help="random-search: candidate programs to try.")] = 8,
+    keep_compiled: Annotated[
+        bool, typer.Option("--keep-compiled", help="Save the best candidate even without a significant gain.")
+    ] = False,
     threads: Annotated[int | None, typer.Option(min=1, help="Examples run in parallel.")] = None,
     checkpoint: Annotated[Path | None, typer.Option(help="random-search/mipro: file to resume from.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the forecast and stop before compiling.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before a large compile.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Let -o overwrite a file that is not a program.")] = False,
 ) -> None:
     """Compile a program on DATA, show its score before and after with 95% CIs, and save it."""
     from rich.console import Console
 
     from promptless.budget import Budget
     from promptless.cli.artifact import ProgramSpec, check_writable, save_program
-    from promptless.cli.common import build_lm, preflight
-    from promptless.cli.data import check_columns, read_records, split, to_examples
+    from promptless.cli.common import build_lm, preflight, resolve_model
+    from promptless.cli.data import check_columns, deduplicate, read_records, split, to_examples
+    from promptless.cli.errors import RUNTIME, CLIError
     from promptless.cli.metrics import build_metric
     from promptless.cli.optimizers import OptimizerOptions, build_optimizer
+    from promptless.cli.outputs import free_text_warning, type_outputs
     from promptless.cli.programs import build_program, load_tools, task_fields
-    from promptless.cli.render import render_report, say
+    from promptless.cli.progress import CompileProgress
+    from promptless.cli.render import cli_wording, render_report, say
     from promptless.optimizers.base import CompileReport
     from promptless.settings import context
     from promptless.signature import ensure_signature
@@ -59,36 +78,106 @@ def compile_command(
     console = Console()
     with usage_errors("--signature"):
         task = ensure_signature(signature)
-    check_writable(output)
-    student = build_program(program, task, load_tools(tools) if tools else None)
+        if instructions is not None:
+            if not instructions.strip():
+                raise CLIError("--instructions is empty; describe the task in words, or leave the option out")
+            task = task.with_instructions(instructions.strip())
+    if not dry_run:
+        check_writable(output, data=data, force=force)
     inputs, outputs = task_fields(task)
     records = read_records(data)
-    check_columns(data, records, [*inputs, *outputs])
+    check_columns("<stdin>" if str(data) == "-" else data, records, [*inputs, *outputs])
+    task, typed = type_outputs(task, signature, records, outputs, labels=labels, free_text=free_text)
+    student = build_program(program, task, load_tools(tools) if tools else None)
+    records, notes = deduplicate(records, inputs, outputs)
     train, val = split(to_examples(records, inputs, outputs), val_fraction, seed)
+    if len(val) > max_val and val_fraction:
+        notes.append(f"validating on {max_val} of the {len(val)} held-out examples (--max-val {max_val})")
+        val = val[:max_val]
+    if sample is not None and len(train) > sample:
+        notes.append(f"training on {sample} of the {len(train)} training examples (--sample {sample})")
+        train = train[:sample]
     scorer = build_metric(metric, task)
-    run_lm = build_lm(lm, api_base)
-    options = OptimizerOptions(max_demos, max_labeled, candidates, budget, threads, checkpoint, seed)
+    model = resolve_model(lm)
+    run_lm = build_lm(model, api_base)
+    settings = (max_demos, max_labeled, candidates, budget, threads, checkpoint, seed)
+    options = OptimizerOptions(*settings, progress=False, keep_compiled=keep_compiled)
     with usage_errors("--optimizer"):
         compiler = build_optimizer(optimizer, scorer, options)
     preflight(run_lm)
-    # BootstrapFewShot takes no budget of its own: one in force around it is charged at the LM seam.
-    limit = Budget(max_lm_calls=budget) if budget is not None and optimizer == OptimizerKind.bootstrap else None
+    for line in typed:
+        say(console, line)
+    if warning := free_text_warning(task, outputs[0], metric.value):
+        say(console, f"warning: {warning}", "yellow")
+    for note in notes:
+        say(console, f"note: {note}", "dim")
     say(
         console,
-        f"compiling {program.value} with {optimizer.value} on {lm}: "
+        f"compiling {program.value} with {optimizer.value} on {model}: "
         f"{len(train)} train / {len(val)} val examples, metric {metric.value}",
     )
-    spinner = console.status("compiling…") if optimizer == OptimizerKind.bootstrap else nullcontext()
-    with context(lm=run_lm, budget=limit), spinner:
+    # One budget for the whole command (the forecast's probe runs too); cache hits are free.
+    limit = Budget(max_lm_calls=budget) if budget is not None else None
+    with context(lm=run_lm, budget=limit):
+        forecast = _forecast(compiler, student, train, val)
+    if forecast is not None:
+        say(console, f"forecast: {_forecast_text(forecast, budget)}")
+    if dry_run:
+        say(console, "dry run: nothing compiled, nothing written", "bold")
+        return
+    if forecast is not None and forecast.lm_calls > CONFIRM_ABOVE and not yes and _interactive(console):
+        typer.confirm(f"spend ~{forecast.lm_calls} LM calls?", default=True, abort=True)
+    display = CompileProgress(console, forecast.lm_calls if forecast is not None else None)
+    with display, context(lm=run_lm, budget=limit, callbacks=[display]):
         compiled = compiler.compile(student, trainset=train, valset=val)
     report = getattr(compiled, "compile_report", None) or CompileReport(type(compiler).__name__)
+    report.forecast = report.forecast or forecast
     if val_fraction == 0:
         report.notes.append("--val-fraction 0: validated on the training examples, which is optimistic")
     extra = _score_missing(report, student, compiled, val, scorer, run_lm)
+    report.notes = [cli_wording(note) for note in report.notes]
+    if report.stopped_by_budget:
+        report.stopped_by_budget = cli_wording(report.stopped_by_budget)
     render_report(console, report, extra, metric=metric.value)
-    spec = ProgramSpec(program.value, signature, lm, api_base, tools, metric.value, _summary(report, train, val))
+    summary = _summary(report, train, val)
+    spec = ProgramSpec(program.value, task.signature, model, api_base, tools, metric.value, summary)
     save_program(compiled, output, spec)
     say(console, f"wrote {output}", "bold")
+    if report.stopped_by_budget:
+        raise CLIError(
+            f"stopped by --budget {budget} before the compile finished; {output} holds the best program found "
+            "so far: raise --budget to let the run finish",
+            RUNTIME,
+        )
+
+
+def _forecast(compiler: Any, student: Module, train: list[Example], val: list[Example]) -> Plan | None:
+    """The optimizer's plan (a few probe runs, cached, so the compile gets them back free), if it makes one."""
+    from promptless.budget import BudgetExhausted
+
+    plan = getattr(compiler, "plan", None)
+    if plan is None:
+        return None
+    try:
+        return plan(student, train, val)
+    except BudgetExhausted:
+        return None
+
+
+def _forecast_text(plan: Plan, budget: int | None) -> str:
+    phases = ", ".join(f"{name} {runs}" for name, runs in plan.phases.items())
+    text = f"~{plan.lm_calls} LM calls (~{plan.tokens} tokens); program runs: {phases}"
+    if plan.proposer_calls:
+        text += f", + {plan.proposer_calls} proposer calls"
+    if budget is not None and plan.lm_calls > budget:
+        text += f"; more than --budget {budget}: the compile will stop early"
+    return text
+
+
+def _interactive(console: Any) -> bool:
+    import sys
+
+    return bool(console.is_terminal and sys.stdin.isatty())
 
 
 def _score_missing(
@@ -119,7 +208,7 @@ def _score_missing(
     try:
         with context(lm=lm, budget=None):
             for name, program in todo:
-                results[name] = Evaluate(val, metric, display_progress=True)(program)
+                results[name] = Evaluate(val, metric)(program)
     except BudgetExhausted as error:  # --budget meters the LM itself (bootstrap)
         report.notes.append(f"not scored after compile: {error}")
         return []

@@ -16,6 +16,26 @@ if TYPE_CHECKING:
     from promptless.signature import Signature
 
 
+ALIASES = {  # short names for the embedded models (``promptless models`` lists them)
+    "gemma": "local/gemma-3-270m",
+    "gemma3": "local/gemma-3-270m",
+    "smollm": "local/smollm2-135m",
+    "smollm2": "local/smollm2-135m",
+}
+
+
+def resolve_model(name: str) -> str:
+    """``--lm`` as the library names it: an alias (``smollm2``) or a bare embedded name gets its ``local/``."""
+    if name in ALIASES:
+        return ALIASES[name]
+    if "/" not in name:
+        from promptless.lm.models import MODELS  # lazy: CLI start-up
+
+        if name in MODELS:
+            return f"local/{name}"
+    return name
+
+
 def make_lm(model: str, *, api_base: str | None = None) -> LM:
     """The LM a command runs on, from ``--lm`` (and ``--api-base``). Tests monkeypatch this function."""
     from promptless.lm import LM  # lazy: the LM pulls in the library; --help does not need it
@@ -59,7 +79,7 @@ def program_lm(loaded: LoadedProgram, lm_option: str | None, api_base: str | Non
     from promptless.types import DEFAULT_MODEL
 
     if lm_option:
-        lm = build_lm(lm_option, api_base)
+        lm = build_lm(resolve_model(lm_option), api_base)
         loaded.program.set_lm(lm)
         return lm
     model, saved_base = loaded.saved_lm

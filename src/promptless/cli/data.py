@@ -22,10 +22,22 @@ if TYPE_CHECKING:
 
 Record = dict[str, Any]
 JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson"})
+STDIN = "-"  # a data argument of "-" reads the examples from standard input
+MAX_LABELS = 50  # an output with at most this many distinct values, each seen twice, is typed as their Literal
+MAX_LABEL_CHARS = 60  # longer values are sentences, not labels
+
+
+def is_stdin(path: Path | str) -> bool:
+    return str(path) == STDIN
 
 
 def read_text(path: Path) -> str:
-    """The file as text: UTF-8, with or without a byte-order mark."""
+    """The file as text: UTF-8, with or without a byte-order mark; ``-`` reads standard input."""
+    if is_stdin(path):
+        import sys
+
+        data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+        return _decode(path, data)
     if not path.exists():
         raise DataError(f"{path} does not exist")
     if path.is_dir():
@@ -34,6 +46,10 @@ def read_text(path: Path) -> str:
         data = path.read_bytes()
     except OSError as error:
         raise DataError(f"{path} cannot be read ({error.strerror})") from None
+    return _decode(path, data)
+
+
+def _decode(path: Path, data: bytes) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -45,6 +61,8 @@ def read_records(path: str | Path) -> list[Record]:
     """The file's rows as dicts; the format is chosen by suffix (.jsonl, .json, .csv, .tsv), else sniffed."""
     path = Path(path)
     text = read_text(path)
+    if is_stdin(path):
+        path = Path("<stdin>")
     if not text.strip():
         raise DataError(f"{path} has no examples (the file is empty)")
     suffix = path.suffix.lower()
@@ -161,6 +179,56 @@ def to_examples(records: Iterable[Record], inputs: Sequence[str], outputs: Seque
 
     keep = [*inputs, *outputs]
     return [Example({k: r[k] for k in keep if k in r}).with_inputs(*inputs) for r in records]
+
+
+def deduplicate(
+    records: Sequence[Record], inputs: Sequence[str], outputs: Sequence[str]
+) -> tuple[list[Record], list[str]]:
+    """The records without exact repeats (same inputs and outputs), and notes on repeats and conflicting labels.
+
+    A repeated row would land in train and val alike and flatter the score; an input seen with two different
+    outputs is kept (both rows) and counted, since no program can get both right.
+    """
+    kept: list[Record] = []
+    seen: set[str] = set()
+    outputs_of: dict[str, set[str]] = {}
+    for record in records:
+        key = _key(record, [*inputs, *outputs])
+        if key in seen:
+            continue
+        seen.add(key)
+        kept.append(record)
+        outputs_of.setdefault(_key(record, inputs), set()).add(_key(record, outputs))
+    notes = []
+    if dropped := len(records) - len(kept):
+        notes.append(
+            f"{dropped} duplicate row(s) dropped (same inputs and outputs as an earlier row), so no example is "
+            "both trained and validated on"
+        )
+    if conflicts := sum(1 for values in outputs_of.values() if len(values) > 1):
+        notes.append(f"{conflicts} input(s) appear with different outputs; no program can get all of them right")
+    return kept, notes
+
+
+def _key(record: Record, fields: Sequence[str]) -> str:
+    return json.dumps([record.get(f) for f in fields], sort_keys=True, default=str, ensure_ascii=False)
+
+
+def infer_labels(records: Sequence[Record], field: str) -> list[Any] | None:
+    """The field's values if they look like class labels: 2 to 50 distinct short strings or ints, each seen twice."""
+    counts: dict[Any, int] = {}
+    for record in records:
+        value = record.get(field)
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            return None
+        if isinstance(value, str) and (not value.strip() or len(value) > MAX_LABEL_CHARS):
+            return None
+        counts[value] = counts.get(value, 0) + 1
+    if not 2 <= len(counts) <= MAX_LABELS or min(counts.values()) < 2:
+        return None
+    if len({type(v) for v in counts}) > 1:
+        return None
+    return sorted(counts)
 
 
 def split(examples: Sequence[Example], val_fraction: float, seed: int) -> tuple[list[Example], list[Example]]:

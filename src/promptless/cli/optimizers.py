@@ -32,6 +32,7 @@ class OptimizerOptions:
     checkpoint: Path | None = None
     seed: int = 0
     progress: bool = True
+    keep_compiled: bool = False  # keep the best candidate even without a significant gain
 
 
 def build_optimizer(kind: str, metric: Callable[..., Any], options: OptimizerOptions) -> Optimizer:
@@ -39,7 +40,11 @@ def build_optimizer(kind: str, metric: Callable[..., Any], options: OptimizerOpt
 
     BootstrapFewShot takes no budget or checkpoint: the compile command puts a Budget in force around it.
     """
-    common = {"num_threads": options.threads, "seed": options.seed}
+    common = {
+        "num_threads": options.threads,
+        "seed": options.seed,
+        "fallback_to_baseline": not options.keep_compiled,
+    }
     if kind == OptimizerKind.bootstrap:
         if options.checkpoint is not None:
             raise CLIError("--checkpoint works with --optimizer random-search or mipro, not bootstrap")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +68,24 @@ def verdict(report: CompileReport, extra: Sequence[CandidateScore] = ()) -> tupl
     if report.significant is None:
         return f"{report.chosen} kept without a check against the baseline (it could not be scored)", "yellow"
     return f"{report.chosen} kept although not significantly better than the baseline{gain}", "yellow"
+
+
+# The library's notes name Python arguments; on the command line the same advice names options.
+_CLI_WORDS = (
+    (re.compile(r"\(fallback_to_baseline=False returns the best candidate\)"), "(--keep-compiled keeps it)"),
+    (re.compile(r"returned as asked"), "kept as --keep-compiled asks"),
+    (re.compile(r"\bof max_lm_calls=(\d+)"), r"of \1 (--budget)"),
+    (re.compile(r"\bfull valset\b"), "whole validation set"),
+    (re.compile(r"\bvalset\b"), "validation set"),
+    (re.compile(r"\btrainset\b"), "training set"),
+)
+
+
+def cli_wording(note: str) -> str:
+    """A library note worded for the command line: options instead of Python argument names."""
+    for pattern, words in _CLI_WORDS:
+        note = pattern.sub(words, note)
+    return note
 
 
 def render_report(
