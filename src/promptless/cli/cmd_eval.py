@@ -22,6 +22,9 @@ def eval_command(
     api_base: Annotated[str | None, typer.Option(help="Base URL of an OpenAI-compatible server.")] = None,
     tools: Annotated[str | None, typer.Option(help="A ReAct program's tools: module:function[,...].")] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="Examples run in parallel.")] = None,
+    per_label: Annotated[
+        bool, typer.Option("--per-label", help="Also score each gold label and show a confusion matrix.")
+    ] = False,
 ) -> None:
     """Evaluate a saved program on DATA."""
     from rich.console import Console
@@ -31,7 +34,7 @@ def eval_command(
     from promptless.cli.data import check_columns, read_records, to_examples
     from promptless.cli.metrics import build_metric
     from promptless.cli.programs import load_tools, task_fields
-    from promptless.cli.render import render_evaluation
+    from promptless.cli.render import render_evaluation, render_per_label
     from promptless.evaluate.evaluate import Evaluate
     from promptless.settings import context
 
@@ -46,4 +49,7 @@ def eval_command(
     preflight(run_lm)
     with context(lm=run_lm):
         result = Evaluate(examples, scorer, num_threads=threads, display_progress=True)(loaded.program)
-    render_evaluation(Console(), result, name=f"{program_path} on {data}", metric=name)
+    console = Console()
+    render_evaluation(console, result, name=f"{program_path} on {data}", metric=name)
+    if per_label:
+        render_per_label(console, result, outputs[0])

@@ -16,12 +16,13 @@ from promptless._version import __version__
 from promptless.cli.cmd_compile import compile_command
 from promptless.cli.cmd_eval import eval_command
 from promptless.cli.cmd_inspect import inspect_command
+from promptless.cli.cmd_models import models_command
 from promptless.cli.cmd_run import run_command
 
 app = typer.Typer(
     name="promptless",
     help="Program language models: compile a program on your data, evaluate it, run it, look inside it.",
-    no_args_is_help=True,
+    invoke_without_command=True,  # bare `promptless` prints the help and exits 0 (see _options)
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain help: typer's rich help renderer alone costs ~0.25 s of start-up
@@ -30,6 +31,7 @@ app.command("compile")(compile_command)
 app.command("eval")(eval_command)
 app.command("run")(run_command)
 app.command("inspect")(inspect_command)
+app.command("models")(models_command)
 
 
 def _version(value: bool) -> None:
@@ -40,12 +42,16 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _options(
+    ctx: typer.Context,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what the library does to stderr.")] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
     """Options for every command."""
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
     if verbose:
         from rich.console import Console
         from rich.logging import RichHandler

@@ -133,6 +133,54 @@ def render_evaluation(console: Console, result: EvaluationResult, *, name: str, 
         say(console, f"example {index + 1} failed: {message}", "dim")
 
 
+MAX_MATRIX = 12  # labels beyond this: per-label scores only, no confusion matrix
+ERROR_CELL = "(error)"
+
+
+def per_label(result: EvaluationResult, field: str) -> tuple[dict[str, list[float]], dict[tuple[str, str], int]]:
+    """Scores per gold label, and counts per (gold, predicted) pair; a failed example predicts ``(error)``."""
+    scores: dict[str, list[float]] = {}
+    pairs: dict[tuple[str, str], int] = {}
+    for example, prediction, score in result.results:
+        gold = str(example.get(field))
+        predicted = ERROR_CELL if prediction is None else str(prediction.get(field))
+        scores.setdefault(gold, []).append(float(score))
+        pairs[(gold, predicted)] = pairs.get((gold, predicted), 0) + 1
+    return scores, pairs
+
+
+def render_per_label(console: Console, result: EvaluationResult, field: str) -> None:
+    """Per gold label: n and score (95% CI); then gold × predicted counts, when the labels are few."""
+    from rich.table import Table
+
+    from promptless.evaluate.stats import bootstrap_ci
+
+    scores, pairs = per_label(result, field)
+    table = Table(title=Text(safe_text(f"per label ({field})", one_line=True)), title_justify="left")
+    for header in ("label", "n", "score (95% CI)"):
+        table.add_column(header, justify="left" if header == "label" else "right")
+    for label in sorted(scores, key=lambda g: (-len(scores[g]), g)):
+        values = scores[label]
+        lo, hi = bootstrap_ci(values)
+        shown = score_text(100 * sum(values) / len(values), (100 * lo, 100 * hi))
+        table.add_row(Text(_cell(label)), str(len(values)), shown)
+    console.print(table)
+    golds = sorted(scores)
+    predicted = sorted({p for _, p in pairs} - set(golds) - {ERROR_CELL})
+    columns = [*golds, *predicted, *([ERROR_CELL] if any(p == ERROR_CELL for _, p in pairs) else [])]
+    if len(columns) > MAX_MATRIX:
+        say(console, f"confusion matrix left out: {len(columns)} distinct labels (at most {MAX_MATRIX} shown)", "dim")
+        return
+    say(console, "confusion matrix (rows: gold, columns: predicted)")
+    matrix = Table()
+    matrix.add_column("gold \\ predicted")
+    for column in columns:
+        matrix.add_column(Text(_cell(column)), justify="right")
+    for gold in golds:
+        matrix.add_row(Text(_cell(gold)), *(str(pairs.get((gold, c), 0)) for c in columns))
+    console.print(matrix)
+
+
 def render_predictors(console: Console, program: Module) -> None:
     """Per predictor: its signature, instructions and demos."""
     from rich.table import Table
