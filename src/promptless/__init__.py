@@ -71,6 +71,7 @@ _LAZY: dict[str, str] = {
     "Request": "promptless.types",
     "Response": "promptless.types",
     "Usage": "promptless.types",
+    "History": "promptless.types",
     "Adapter": "promptless.adapters",
     "ChatAdapter": "promptless.adapters",
     "JSONAdapter": "promptless.adapters",
@@ -236,4 +237,4 @@ if TYPE_CHECKING:
     from promptless.telemetry import OpenTelemetryCallback
     from promptless.tool import Tool
     from promptless.trace import track_usage
-    from promptless.types import Request, Response, Usage
+    from promptless.types import History, Request, Response, Usage

@@ -15,6 +15,7 @@ import typing
 from typing import Any, Literal, Optional, Union
 
 from promptless.errors import TypeSyntaxError
+from promptless.types import History
 
 BUILTIN_TYPES: dict[str, Any] = {
     "str": str,
@@ -33,6 +34,7 @@ BUILTIN_TYPES: dict[str, Any] = {
     "Union": Union,
     "Literal": Literal,
     "None": type(None),
+    "History": History,  # earlier turns of a conversation (an input field; adapters render it as turns)
 }
 
 
@@ -137,6 +139,11 @@ def type_to_str(annotation: Any) -> str:
 
 def is_optional(annotation: Any) -> bool:
     return typing.get_origin(annotation) in (Union, types.UnionType) and type(None) in typing.get_args(annotation)
+
+
+def is_history(annotation: Any) -> bool:
+    """True for a field typed ``History`` (or ``Optional[History]``): earlier turns, not a value of this turn."""
+    return annotation is History or (is_optional(annotation) and History in typing.get_args(annotation))
 
 
 def literal_values(annotation: Any) -> tuple[Any, ...] | None:

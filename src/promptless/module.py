@@ -75,6 +75,7 @@ class Module:
             restore(token)
         if isinstance(result, Prediction):
             result._usage = tracker.total
+            result.__dict__["_usage_by_model"] = tracker  # read per model by get_lm_usage(), only if asked
         return result
 
     async def acall(self, *args: Any, **kwargs: Any) -> Any:
@@ -92,6 +93,7 @@ class Module:
                 result = await self.aforward(*args, **kwargs)
             if isinstance(result, Prediction):
                 result._usage = tracker.total
+                result.__dict__["_usage_by_model"] = tracker
             scope.outputs = result
         return result
 

@@ -134,6 +134,7 @@ class Prediction(Example):
         super().__init__(base, **values)
         self.__dict__["_completions"] = [dict(self._store)]
         self.__dict__["_usage"] = Usage()
+        self.__dict__["_usage_by_model"] = None  # the call's UsageTracker (anything with ``snapshot()``), once run
 
     @classmethod
     def from_completions(cls, completions: list[dict[str, Any]], usage: Usage | None = None) -> Prediction:
@@ -152,8 +153,27 @@ class Prediction(Example):
     def usage(self) -> Usage:
         return self._usage
 
-    def get_lm_usage(self) -> Usage:
-        return self._usage
+    def get_lm_usage(self) -> dict[str, dict[str, Any]] | None:
+        """DSPy's shape: per model, ``{"prompt_tokens", "completion_tokens", "total_tokens", "prompt_tokens_details"}``.
+
+        ``{"openai/x": {"prompt_tokens": 40, "completion_tokens": 7, "total_tokens": 47,
+        "prompt_tokens_details": {"cached_tokens": 0}}}``; a model answered only from the cache
+        spent nothing and is left out, as in DSPy. None for a Prediction no module returned.
+        ``usage`` is the same, summed over models, as one ``Usage``.
+        """
+        tracker = self._usage_by_model
+        if tracker is None:
+            return None
+        return {
+            model: {
+                "prompt_tokens": used.prompt_tokens,
+                "completion_tokens": used.completion_tokens,
+                "total_tokens": used.prompt_tokens + used.completion_tokens,
+                "prompt_tokens_details": {"cached_tokens": used.cached_tokens},
+            }
+            for model, used in tracker.snapshot().items()
+            if used.calls
+        }
 
 
 class Completions:

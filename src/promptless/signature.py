@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Literal
 
 from promptless.errors import SignatureError, TypeSyntaxError
-from promptless.fieldtypes import parse_type, type_to_str
+from promptless.fieldtypes import is_history, parse_type, type_to_str
 
 FieldKind = Literal["input", "output"]
 
@@ -159,6 +159,17 @@ class Signature:
     @functools.cached_property
     def output_fields(self) -> dict[str, Field]:
         return {n: f for n, f in self.fields.items() if f.kind == "output"}
+
+    @functools.cached_property
+    def history_field(self) -> str | None:
+        """The input field typed ``History`` (earlier turns), if any; adapters render it as the conversation."""
+        return next((n for n, f in self.input_fields.items() if is_history(f.annotation)), None)
+
+    @functools.cached_property
+    def turn_signature(self) -> Signature:
+        """This signature without its History field: each turn (earlier ones, demos, the current one) is one of it."""
+        name = self.history_field
+        return self if name is None else self.delete(name)
 
     @property
     def has_default_instructions(self) -> bool:

@@ -126,3 +126,56 @@ class HistoryEntry:
     demos: list[Any] | None = None
     inputs: dict[str, Any] | None = None
     outputs: list[dict[str, Any]] | None = None  # the parsed fields of each completion
+
+
+class History:
+    """Earlier turns of a conversation, for an input field typed ``History`` (DSPy's ``dspy.History``).
+
+    ``History(messages=[{"question": "Capital of France?", "answer": "Paris"}, ...])``: each
+    message holds a turn's field values, named as in the signature. Adapters render the turns
+    as the conversation itself (chat: user/assistant message pairs before the current input;
+    completion: ``Label: value`` blocks), not as a field of the current input. A program that
+    keeps a conversation appends to ``messages`` (``history.messages.append({"question": q, **pred})``).
+    Saved in demos as ``{"messages": [...]}``, JSON, and read back as a History.
+    """
+
+    __slots__ = ("messages",)
+
+    def __init__(self, *, messages: Any) -> None:
+        if not isinstance(messages, (list, tuple)):
+            raise TypeError(f"History(messages=) takes a list of dicts, got {type(messages).__name__}")
+        turns = []
+        for i, message in enumerate(messages):
+            if not hasattr(message, "items"):  # a dict, or an Example/Prediction
+                raise TypeError(f"History(messages=): message {i} is a {type(message).__name__}, not a dict")
+            turns.append({str(k): v for k, v in message.items()})
+        self.messages: list[dict[str, Any]] = turns
+
+    @classmethod
+    def coerce(cls, value: Any, *, field: str = "history") -> History:
+        """A History from a History, ``{"messages": [...]}`` (as saved) or a list of turns; None is no turns."""
+        if isinstance(value, History):
+            return value
+        if value is None:
+            return cls(messages=[])
+        if isinstance(value, dict) and set(value) == {"messages"}:
+            return cls(messages=value["messages"])
+        if isinstance(value, (list, tuple)):
+            return cls(messages=value)
+        raise TypeError(f"field {field!r}: a History holds earlier turns; got a {type(value).__name__} ({value!r:.80})")
+
+    def copy(self) -> History:
+        """An independent copy (the turns' dicts copied too), so a later append does not reach it."""
+        return History(messages=self.messages)
+
+    def model_dump(self, mode: str = "python") -> dict[str, Any]:
+        """``{"messages": [...]}``, as DSPy's pydantic History dumps."""
+        return {"messages": [dict(m) for m in self.messages]}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, History) and self.messages == other.messages
+
+    __hash__ = None  # type: ignore[assignment]  # its turns can grow
+
+    def __repr__(self) -> str:
+        return f"History(messages={self.messages!r})"

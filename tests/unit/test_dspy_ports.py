@@ -186,7 +186,15 @@ def test_base_lm_subclass_gets_history_usage_cache_and_callbacks():
     with dspy.context(lm=lm, callbacks=[Spy()]):
         pred = dspy.Predict("question -> answer")(question="?")
     assert pred.answer == "42" and seen == [lm] and len(lm.history) == 1
-    assert pred.get_lm_usage().prompt_tokens == 7
+    assert pred.get_lm_usage() == {
+        "custom/echo": {
+            "prompt_tokens": 7,
+            "completion_tokens": 3,
+            "total_tokens": 10,
+            "prompt_tokens_details": {"cached_tokens": 0},
+        }
+    }
+    assert pred.usage.prompt_tokens == 7
     messages, kwargs = lm.calls[0]
     assert messages[-1]["role"] == "user" and kwargs == {"temperature": 0.0, "max_tokens": 1000}
     assert lm.kwargs == {"temperature": 0.0, "max_tokens": 1000}
@@ -208,7 +216,7 @@ def test_lm_subclass_with_forward_and_dspy_positional_constructor():
 def test_configure_track_usage_is_accepted():
     with dspy.context(track_usage=True, lm=ScriptedLM([{"answer": "a"}])):
         pred = dspy.Predict("question -> answer")(question="q")
-    assert pred.get_lm_usage().calls == 1
+    assert list(pred.get_lm_usage()) == ["scripted/test"] and pred.usage.calls == 1
 
 
 # -- modules ----------------------------------------------------------------------------------------------

@@ -7,8 +7,17 @@ from promptless.adapters.chat import ChatAdapter
 from promptless.adapters.completion import CompletionAdapter
 from promptless.adapters.json import JSONAdapter
 from promptless.adapters.values import ParseError
+from promptless.types import History
 
-__all__ = ["Adapter", "ChatAdapter", "CompletionAdapter", "JSONAdapter", "ParseError", "default_adapter_for"]
+__all__ = [
+    "Adapter",
+    "ChatAdapter",
+    "CompletionAdapter",
+    "History",
+    "JSONAdapter",
+    "ParseError",
+    "default_adapter_for",
+]
 
 
 def default_adapter_for(lm: object) -> Adapter:

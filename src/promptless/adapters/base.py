@@ -8,6 +8,11 @@ that shows the model its mistake, then lets it propagate.
 Layout rule for every adapter: what never changes between calls (instructions,
 field spec, demos) comes first and the call's inputs last, so a backend's prefix
 cache is reused across calls.
+
+A signature's ``History`` input (earlier turns of a conversation) is no field of the
+prompt: each adapter renders its turns as the conversation, after the demos and before
+the current input, with the signature's ``turn_signature`` (the one without it). A
+demo that holds a History has its turns rendered just before it.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from promptless.adapters.tracker import FieldTracker
 from promptless.adapters.values import render_value
 from promptless.fieldtypes import literal_values
 from promptless.signature import Field, Signature
-from promptless.types import Request
+from promptless.types import History, Request
 
 
 @dataclass(frozen=True)
@@ -99,3 +104,11 @@ def render_fields(fields: Mapping[str, Field], values: Mapping[str, Any], *, ski
 def demo_is_usable(signature: Signature, demo: Mapping[str, Any]) -> bool:
     """A demo must show every input and at least one output to teach anything."""
     return all(n in demo for n in signature.input_fields) and any(n in demo for n in signature.output_fields)
+
+
+def history_turns(signature: Signature, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The earlier turns held by ``values``' History field (none when the signature or the values have none)."""
+    name = signature.history_field
+    if name is None or values.get(name) is None:
+        return []
+    return History.coerce(values[name], field=name).messages

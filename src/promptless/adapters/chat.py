@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from promptless.adapters.base import Adapter, demo_is_usable, field_spec, render_fields
+from promptless.adapters.base import Adapter, demo_is_usable, field_spec, history_turns, render_fields
 from promptless.adapters.parsing import parse_json_object
 from promptless.adapters.schema import output_json_schema
 from promptless.adapters.values import to_jsonable
@@ -41,17 +41,32 @@ class ChatAdapter(Adapter):
         self, signature: Signature, demos: list[Mapping[str, Any]], inputs: Mapping[str, Any], **sampling: Any
     ) -> Request:
         fixed = self.fixed_part(signature, demos, lambda: self._fixed_messages(signature, demos))
-        messages = (*fixed, {"role": "user", "content": self.user_message(signature, inputs)})
+        if signature.history_field is None:
+            messages = (*fixed, {"role": "user", "content": self.user_message(signature, inputs)})
+        else:  # the earlier turns, then this one: all as turns of the signature without its History field
+            turn = signature.turn_signature
+            earlier = self.turn_messages(turn, history_turns(signature, inputs))
+            messages = _alternating([*fixed, *earlier, {"role": "user", "content": self.user_message(turn, inputs)}])
         schema = output_json_schema(signature, text_cap=self.text_cap) if self.constrained else None
         return Request(messages=messages, schema=schema, **sampling)
 
+    def turn_messages(self, signature: Signature, turns: list[Mapping[str, Any]]) -> list[dict[str, str]]:
+        """Earlier turns as user/assistant messages: a turn's inputs, then its outputs (each only if it has any)."""
+        messages = []
+        for turn in turns:
+            if any(n in turn for n in signature.input_fields):
+                messages.append({"role": "user", "content": self.user_message(signature, turn)})
+            if any(n in turn for n in signature.output_fields):
+                messages.append({"role": "assistant", "content": self.assistant_message(signature, turn)})
+        return messages
+
     def _fixed_messages(self, signature: Signature, demos: list[Mapping[str, Any]]) -> tuple[dict[str, str], ...]:
-        messages = [{"role": "system", "content": self.system_message(signature)}]
+        turn = signature.turn_signature
+        messages = [{"role": "system", "content": self.system_message(turn)}]
         for demo in demos:
-            if demo_is_usable(signature, demo):
-                messages.append({"role": "user", "content": self.user_message(signature, demo)})
-                messages.append({"role": "assistant", "content": self.assistant_message(signature, demo)})
-        return tuple(messages)
+            if demo_is_usable(turn, demo):
+                messages.extend(self.turn_messages(turn, [*history_turns(signature, demo), demo]))
+        return _alternating(messages) if turn is not signature else tuple(messages)
 
     def parse(self, signature: Signature, text: str) -> dict[str, Any]:
         return parse_json_object(signature, text)
@@ -68,3 +83,15 @@ class ChatAdapter(Adapter):
         return replace(
             request, messages=(*(request.messages or ()), *follow_up), rollout_id=(request.rollout_id or 0) + 1
         )
+
+
+def _alternating(messages: list[dict[str, str]]) -> tuple[dict[str, str], ...]:
+    """Consecutive messages of one role joined into one (a turn without outputs is followed by another user message):
+    many chat templates refuse a conversation whose roles do not alternate."""
+    merged: list[dict[str, str]] = []
+    for message in messages:
+        if merged and merged[-1]["role"] == message["role"] != "system":
+            merged[-1] = {"role": message["role"], "content": f"{merged[-1]['content']}\n\n{message['content']}"}
+        else:
+            merged.append(message)
+    return tuple(merged)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from promptless.adapters.base import Adapter, demo_is_usable, field_hint, render_fields
+from promptless.adapters.base import Adapter, demo_is_usable, field_hint, history_turns, render_fields
 from promptless.adapters.parsing import parse_lines
 from promptless.adapters.schema import output_line_grammar
 from promptless.adapters.tracker import FieldTracker
@@ -44,7 +44,9 @@ class CompletionAdapter(Adapter):
     ) -> Request:
         fixed = self.fixed_part(signature, demos, lambda: self._fixed_blocks(signature, demos))
         first_output = next(iter(signature.output_fields.values()))
-        blocks = [*fixed, f"{render_fields(signature.input_fields, inputs)}\n{first_output.label}:"]
+        turn = signature.turn_signature  # without the History field: its turns come as blocks of their own
+        earlier = self.turn_blocks(turn, history_turns(signature, inputs)) if turn is not signature else []
+        blocks = [*fixed, *earlier, f"{render_fields(turn.input_fields, inputs)}\n{first_output.label}:"]
         grammar = output_line_grammar(signature, text_cap=self.text_cap) if self.constrained else None
         # Unconstrained, a base model tends to go on with the next example: stop where one would begin.
         stop = (
@@ -54,9 +56,19 @@ class CompletionAdapter(Adapter):
         stop = (*stop, *((own,) if isinstance(own, str) else own))
         return Request(prompt=SEPARATOR.join(blocks), grammar=grammar, stop=stop, **sampling)
 
+    def turn_blocks(self, signature: Signature, turns: list[Mapping[str, Any]]) -> list[str]:
+        """Earlier turns as ``Label: value`` blocks, like demos (a turn with no field of the signature is left out)."""
+        return [block for turn in turns if (block := render_fields(signature.fields, turn))]
+
     def _fixed_blocks(self, signature: Signature, demos: list[Mapping[str, Any]]) -> tuple[str, ...]:
-        demo_blocks = [render_fields(signature.fields, d) for d in demos if demo_is_usable(signature, d)]
-        return (self.header(signature), *demo_blocks)
+        turn = signature.turn_signature
+        demo_blocks = [
+            block
+            for d in demos
+            if demo_is_usable(turn, d)
+            for block in self.turn_blocks(turn, [*history_turns(signature, d), d])
+        ]
+        return (self.header(turn), *demo_blocks)
 
     def parse(self, signature: Signature, text: str) -> dict[str, Any]:
         return parse_lines(signature, text, first_label_in_prompt=True)

@@ -13,10 +13,13 @@ from typing import Any
 
 from promptless.errors import ParseError
 from promptless.fieldtypes import literal_values
+from promptless.types import History
 
 
 def to_jsonable(value: Any, *, field: str = "value") -> Any:
     """Plain JSON data for a value; pydantic models are dumped. Raises a TypeError naming the field."""
+    if isinstance(value, History):  # as saved in demos and artifacts: {"messages": [...]}
+        return {"messages": [to_jsonable(m, field=field) for m in value.messages]}
     if hasattr(value, "model_dump"):
         return value.model_dump(mode="json")
     if isinstance(value, enum.Enum):  # an Enum field's value is written as its member's value, as it is read

@@ -19,7 +19,7 @@ from promptless.redact import redact_url
 from promptless.settings import current
 from promptless.signature import Signature, ensure_signature
 from promptless.trace import TraceStep
-from promptless.types import Request, Response
+from promptless.types import History, Request, Response
 
 SAMPLING_KEYS = frozenset({"temperature", "max_tokens", "n", "stop", "seed", "rollout_id"})
 FILE_LIMITS = {"n": 8, "max_tokens": 8192}  # the most a loaded artifact may ask for per call; code may ask for more
@@ -169,7 +169,8 @@ class Predict(Module, Parameter):
 
     def _checked_inputs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         expected = self.signature.input_fields
-        missing = [n for n, f in expected.items() if n not in kwargs and not is_optional(f.annotation)]
+        history = self.signature.history_field  # optional: no earlier turns is a conversation's first, as in DSPy
+        missing = [n for n, f in expected.items() if n not in kwargs and not is_optional(f.annotation) and n != history]
         extra = [n for n in kwargs if n not in expected]
         if missing or extra:
             problems = []
@@ -233,6 +234,12 @@ class Predict(Module, Parameter):
         saved_lm = state.get("lm")
         if saved_lm is not None and not isinstance(saved_lm, Mapping):
             raise ArtifactError(f"predictor {name!r}: 'lm' must be an object describing the LM, or null")
+        history = signature.history_field
+        if history is not None:  # saved as {"messages": [...]}: read back as a History
+            try:
+                demos = [{**d, history: History.coerce(d[history])} if d.get(history) is not None else d for d in demos]
+            except TypeError as error:
+                raise ArtifactError(f"predictor {name!r}: a demo's {history!r}: {error}") from None
         self.signature = signature
         self.demos = [Example(dict(d)) for d in demos]
         self.config = _file_config(config, name)
@@ -304,4 +311,4 @@ def _file_config(config: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def _snapshot(inputs: dict[str, Any]) -> dict[str, Any]:
-    return {k: v.copy() if isinstance(v, (list, dict)) else v for k, v in inputs.items()}
+    return {k: v.copy() if isinstance(v, (list, dict, History)) else v for k, v in inputs.items()}

@@ -1,0 +1,189 @@
+"""Issue 17, the rest: dspy.History, per-model get_lm_usage(), Parallel's stragglers, SemanticF1's result."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import promptless as dspy
+from promptless.testing import ScriptedLM
+
+
+# -- get_lm_usage: DSPy's dict per model -----------------------------------------------------------------
+class TwoModels(dspy.Module):
+    def __init__(self, small, large):
+        super().__init__()
+        self.draft = dspy.Predict("question -> answer", lm=small)
+        self.check = dspy.Predict("question, answer -> verdict", lm=large)
+
+    def forward(self, question):
+        draft = self.draft(question=question)
+        return dspy.Prediction(answer=draft.answer, verdict=self.check(question=question, answer=draft.answer).verdict)
+
+
+def test_get_lm_usage_is_a_dict_per_model_and_usage_stays_the_sum():
+    small = ScriptedLM([{"answer": "Paris"}, {"answer": "Rome"}, {"answer": "x"}], model="openai/small")
+    large = ScriptedLM([{"verdict": "yes"}, {"verdict": "no"}], model="openai/large")
+    program = TwoModels(small, large)
+    pred = program(question="Capital of France?")
+    usage = pred.get_lm_usage()
+    assert sorted(usage) == ["openai/large", "openai/small"]
+    sent_small, sent_large = small.history[-1].response.usage, large.history[-1].response.usage
+    assert usage["openai/small"] == {
+        "prompt_tokens": sent_small.prompt_tokens,
+        "completion_tokens": sent_small.completion_tokens,
+        "total_tokens": sent_small.prompt_tokens + sent_small.completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": 0},
+    }
+    assert usage["openai/large"]["prompt_tokens"] == sent_large.prompt_tokens
+    assert pred.usage.calls == 2
+    assert pred.usage.prompt_tokens == sent_small.prompt_tokens + sent_large.prompt_tokens
+    # each call has its own view; the inner predictors' Predictions only their own model
+    again = program(question="Capital of Italy?")
+    assert again.get_lm_usage()["openai/small"]["prompt_tokens"] == small.history[-1].response.usage.prompt_tokens
+    assert list(program.draft(question="x").get_lm_usage()) == ["openai/small"]
+
+
+def test_get_lm_usage_leaves_out_cache_hits_and_is_none_on_a_hand_made_prediction():
+    lm = ScriptedLM(default={"answer": "a"}, model="openai/cached", cache=True)
+    predict = dspy.Predict("question -> answer", lm=lm)
+    assert "openai/cached" in predict(question="same").get_lm_usage()
+    assert predict(question="same").get_lm_usage() == {}  # answered from the cache: nothing spent, as in DSPy
+    assert dspy.Prediction(answer="x").get_lm_usage() is None
+
+
+# -- dspy.History: earlier turns rendered as the conversation --------------------------------------------
+class Chat(dspy.Signature):
+    """Answer the question."""
+
+    question: str = dspy.InputField()
+    history: dspy.History = dspy.InputField()
+    answer: str = dspy.OutputField()
+
+
+EARLIER = dspy.History(messages=[{"question": "Capital of France?", "answer": "Paris"}, {"question": "Of Italy?"}])
+
+
+def test_history_renders_as_user_assistant_turns_before_the_current_input():
+    lm = ScriptedLM([{"answer": "Berlin"}])
+    pred = dspy.Predict(Chat, lm=lm)(question="And Germany?", history=EARLIER)
+    assert pred.answer == "Berlin"
+    assert lm.requests[-1].messages == (
+        {"role": "system", "content": 'Answer the question.\n\nReply with a JSON object with keys "answer".'},
+        {"role": "user", "content": "Question: Capital of France?"},
+        {"role": "assistant", "content": '{"answer":"Paris"}'},
+        # a turn with no outputs runs into the next user message: the roles keep alternating
+        {"role": "user", "content": "Question: Of Italy?\n\nQuestion: And Germany?"},
+    )
+
+
+def test_history_with_the_json_adapter_and_default_instructions_leaves_the_field_out_of_the_spec():
+    lm = ScriptedLM([{"answer": "Berlin"}])
+    predict = dspy.Predict("question, history: History -> answer", lm=lm, adapter=dspy.JSONAdapter())
+    history = dspy.History(messages=[{"question": "Capital of France?", "answer": "Paris"}])
+    predict(question="And Germany?", history=history)
+    assert lm.requests[-1].messages == (
+        {"role": "system", "content": 'Given question: reply with a JSON object with keys "answer".'},
+        {"role": "user", "content": '{"question": "Capital of France?"}'},
+        {"role": "assistant", "content": '{"answer":"Paris"}'},
+        {"role": "user", "content": '{"question": "And Germany?"}'},
+    )
+
+
+def test_history_on_the_completion_adapter_is_label_value_blocks():
+    lm = ScriptedLM(["Berlin"], model_type="completion")
+    dspy.Predict(Chat, lm=lm)(question="And Germany?", history=EARLIER)
+    assert lm.requests[-1].prompt == (
+        "Answer the question.\n\nGiven Question; write Answer.\n\n---\n\n"
+        "Question: Capital of France?\nAnswer: Paris\n\n---\n\n"
+        "Question: Of Italy?\n\n---\n\n"
+        "Question: And Germany?\nAnswer:"
+    )
+
+
+def test_a_conversation_grows_its_history_and_the_first_turn_needs_none():
+    lm = ScriptedLM([{"answer": "Paris"}, {"answer": "Yes, Paris."}])
+    predict = dspy.Predict(Chat, lm=lm)
+    history = dspy.History(messages=[])
+    first = predict(question="Capital of France?")  # no history: a conversation's first turn, as in DSPy
+    assert lm.requests[-1].messages[1:] == ({"role": "user", "content": "Question: Capital of France?"},)
+    history.messages.append({"question": "Capital of France?", **first})
+    predict(question="Are you sure?", history=history)
+    assert [m["content"] for m in lm.requests[-1].messages[1:]] == [
+        "Question: Capital of France?",
+        '{"answer":"Paris"}',
+        "Question: Are you sure?",
+    ]
+
+
+def test_history_in_demos_is_rendered_saved_as_json_and_loaded_back(tmp_path):
+    demo_history = dspy.History(messages=[{"question": "Capital of Spain?", "answer": "Madrid"}])
+    predict = dspy.Predict(Chat)
+    predict.demos = [dspy.Example(question="And Portugal?", history=demo_history, answer="Lisbon")]
+    lm = ScriptedLM([{"answer": "Berlin"}, {"answer": "Berlin"}])
+    predict(question="And Germany?", history=EARLIER, lm=lm)
+    expected = (
+        {"role": "system", "content": 'Answer the question.\n\nReply with a JSON object with keys "answer".'},
+        {"role": "user", "content": "Question: Capital of Spain?"},  # the demo's own earlier turn, then the demo
+        {"role": "assistant", "content": '{"answer":"Madrid"}'},
+        {"role": "user", "content": "Question: And Portugal?"},
+        {"role": "assistant", "content": '{"answer":"Lisbon"}'},
+        {"role": "user", "content": "Question: Capital of France?"},
+        {"role": "assistant", "content": '{"answer":"Paris"}'},
+        {"role": "user", "content": "Question: Of Italy?\n\nQuestion: And Germany?"},
+    )
+    assert lm.requests[-1].messages == expected
+
+    path = predict.save(tmp_path / "chat.json")
+    text = path.read_text()
+    assert '"history": {\n' in text and '"messages": [' in text  # JSON, as DSPy writes it
+    saved = json.loads(text)["predictors"]["self"]
+    assert saved["demos"][0]["history"] == {"messages": [{"question": "Capital of Spain?", "answer": "Madrid"}]}
+    assert [f["type"] for f in saved["signature"]["fields"]] == ["str", "History", "str"]
+
+    loaded = dspy.Predict(Chat).load(path)
+    assert isinstance(loaded.demos[0].history, dspy.History) and loaded.demos[0].history == demo_history
+    loaded(question="And Germany?", history=EARLIER, lm=lm)
+    assert lm.requests[-1].messages == expected
+
+
+def test_history_in_a_dspy_state_file_loads():
+    state = {
+        "self": {
+            "demos": [{"question": "q", "history": {"messages": [{"question": "a", "answer": "b"}]}, "answer": "c"}],
+            "signature": {
+                "instructions": "Answer the question.",
+                "fields": [
+                    {"prefix": "Question:", "description": "${question}"},
+                    {"prefix": "History:", "description": "${history}"},
+                    {"prefix": "Answer:", "description": "${answer}"},
+                ],
+            },
+            "lm": None,
+        },
+        "metadata": {"dependency_versions": {"python": "3.11", "dspy": "3.4.1", "cloudpickle": "3.1"}},
+    }
+    predict = dspy.Predict(Chat)
+    predict.load_state(state)
+    assert predict.demos[0].history == dspy.History(messages=[{"question": "a", "answer": "b"}])
+
+
+def test_history_values_are_checked_and_traced_as_a_copy():
+    with pytest.raises(TypeError, match="list of dicts"):
+        dspy.History(messages="hello")
+    with pytest.raises(TypeError, match="message 0"):
+        dspy.History(messages=["hello"])
+    lm = ScriptedLM(default={"answer": "x"})
+    with pytest.raises(TypeError, match="'history'"):
+        dspy.Predict(Chat, lm=lm)(question="q", history="earlier text")
+    # a plain list of turns (or the saved {"messages": [...]}) is read as a History
+    dspy.Predict(Chat, lm=lm)(question="q", history=[{"question": "a", "answer": "b"}])
+    assert lm.requests[-1].messages[1]["content"] == "Question: a"
+
+    history = dspy.History(messages=[{"question": "a", "answer": "b"}])
+    trace: list = []
+    with dspy.context(trace=trace):
+        dspy.Predict(Chat, lm=lm)(question="q", history=history)
+    history.messages.append({"question": "later", "answer": "turn"})
+    assert trace[0].inputs["history"].messages == [{"question": "a", "answer": "b"}]
