@@ -98,6 +98,7 @@ def test_compile_prints_the_comparison_and_writes_the_artifact(compiled):
     assert "beats the baseline significantly" in out or "no significant gain: baseline kept" in out, out
     assert re.search(r"\d+ LM calls \(\d+ from the cache\)", out), out
     assert "Traceback" not in done.stderr
+    assert "llama_" not in done.stderr and "llama_" not in out  # llama.cpp's own log stays in logging (-v)
     state = json.loads(path.read_text())
     assert state["format"] == "promptless.program"
     assert state["cli"]["lm"] == MODEL and state["cli"]["signature"] == SIGNATURE
@@ -140,6 +141,17 @@ def test_budget_stop_still_writes_a_program(workdir):
     assert done.returncode == 1, done.stdout + done.stderr  # docs/cli.md: the budget ran out -> 1
     assert "stopped by budget" in done.stdout and "error: stopped by --budget 2" in done.stderr
     assert json.loads((workdir / "tiny.json").read_text())["cli"]["compile"]["stopped_by_budget"]
+
+
+def test_the_python_api_is_quiet_too(workdir):
+    code = (
+        "import promptless as pl\n"
+        f"with pl.context(lm=pl.LM({MODEL!r}, cache=False)):\n"
+        f"    print(pl.Predict({SIGNATURE!r})(sentence='a fine film .').sentiment)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=workdir)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() in ("positive", "negative") and done.stderr == "", done.stderr
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from promptless.errors import LMBadRequest, LMContextOverflow, ModelNotInstalled
+from promptless.lm import llama_log
 from promptless.lm.models import get_model_info, model_path
 from promptless.lm.prefix_tokens import PrefixTokens
 from promptless.types import Request, Response, Usage
@@ -79,6 +80,7 @@ def _load(path: str, n_ctx: int, n_threads: int, lora: str | None = None, n_thre
     started = time.perf_counter()
     extra = {"lora_path": lora} if lora else {}
     threads = {"n_threads": n_threads, "n_threads_batch": n_threads_batch or n_threads}
+    llama_log.silence()  # llama.cpp's own log lines go to logging (shown with -v), never straight to stderr
     llm = Llama(model_path=path, n_ctx=n_ctx, n_batch=512, verbose=False, **threads, **extra)
     log.info("loaded %s in %.2fs", path, time.perf_counter() - started)
 
