@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextvars
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
@@ -25,38 +26,86 @@ def run_indexed(
     *,
     stop: threading.Event | None = None,
     on_tick: Callable[[], None] | None = None,
+    timeout: float | None = None,
+    straggler_limit: int = 3,
 ) -> None:
     """Call ``fn(i)`` for ``i`` in ``range(count)``, in the caller's context, until done or ``stop`` is set.
 
     The first exception ``fn`` raises stops further submissions and is raised once the
     calls in flight have finished; so is a KeyboardInterrupt in the waiting thread.
+
+    Stragglers (DSPy's ``timeout``/``straggler_limit``): with a ``timeout`` in seconds, once
+    ``straggler_limit`` or fewer items are unfinished, an item whose call has run ``timeout``
+    seconds or more is started once more, in a thread of its own. An item is finished when
+    either copy returns; the other copy is left to end in the background (nothing waits for
+    it, what it raises is dropped), so ``fn`` must keep only the first result for an index.
     """
     stop = stop or threading.Event()
     context = contextvars.copy_context()
     workers = max(1, num_threads)
     window = WINDOW_PER_THREAD * workers
     failure: BaseException | None = None
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending: set[Future[None]] = set()
+    limit_s = float(timeout or 0.0)
+    watch = limit_s > 0
+    poll = min(POLL_S, max(limit_s / 4, 0.01)) if watch else POLL_S
+    started: dict[int, float] = {}  # when each item's first copy began running (watched runs only)
+    index_of: dict[Future[None], int] = {}
+    finished: set[int] = set()
+    resubmitted: set[int] = set()
+    abandoned: list[Future[None]] = []  # the slower copies of stragglers: not waited for
+
+    def timed(index: int) -> None:
+        started.setdefault(index, time.monotonic())
+        fn(index)
+
+    def submit(pool: ThreadPoolExecutor, index: int) -> Future[None]:
+        future = pool.submit(context.copy().run, timed if watch else fn, index)
+        index_of[future] = index
+        return future
+
+    pool = ThreadPoolExecutor(max_workers=workers)
+    spare: ThreadPoolExecutor | None = None  # stragglers' second copies: a thread each, never queued behind others
+    pending: set[Future[None]] = set()
+    try:
         next_index = 0
-        try:
-            while True:
-                while not stop.is_set() and failure is None and next_index < count and len(pending) < window:
-                    pending.add(pool.submit(context.copy().run, fn, next_index))
-                    next_index += 1
-                if not pending:
-                    break
-                finished, pending = wait(pending, timeout=POLL_S, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    error = future.exception()
-                    if error is not None and failure is None:
-                        failure = error
-                        stop.set()
-                if on_tick is not None:
-                    on_tick()
-        finally:
-            stop.set()  # also on Ctrl-C: the pool's exit waits only for the calls in flight
-            for future in pending:
-                future.cancel()
+        while True:
+            while not stop.is_set() and failure is None and next_index < count and len(pending) < window:
+                pending.add(submit(pool, next_index))
+                next_index += 1
+            if not pending:
+                break
+            done, pending = wait(pending, timeout=poll, return_when=FIRST_COMPLETED)
+            for future in done:
+                index = index_of.pop(future)
+                if index in finished:  # the other copy of a straggler came first
+                    continue
+                finished.add(index)
+                error = future.exception()
+                if error is not None and failure is None:
+                    failure = error
+                    stop.set()
+            if resubmitted:
+                losers = {f for f in pending if index_of[f] in finished}
+                abandoned.extend(losers)
+                pending -= losers
+            if watch and failure is None and not stop.is_set() and count - len(finished) <= straggler_limit:
+                now = time.monotonic()
+                for future in list(pending):
+                    index = index_of[future]
+                    began = started.get(index)
+                    if index not in resubmitted and began is not None and now - began >= limit_s:
+                        resubmitted.add(index)
+                        spare = spare or ThreadPoolExecutor(max_workers=max(1, straggler_limit))
+                        pending.add(submit(spare, index))
+            if on_tick is not None:
+                on_tick()
+    finally:
+        stop.set()  # also on Ctrl-C: only the calls in flight are waited for
+        for future in pending:
+            future.cancel()
+        wait([f for f in pending if index_of.get(f) not in finished])
+        for executor in (pool, spare):
+            if executor is not None:
+                executor.shutdown(wait=not abandoned)
     if failure is not None:
         raise failure

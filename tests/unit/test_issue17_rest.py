@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 
@@ -187,3 +189,90 @@ def test_history_values_are_checked_and_traced_as_a_copy():
         dspy.Predict(Chat, lm=lm)(question="q", history=history)
     history.messages.append({"question": "later", "answer": "turn"})
     assert trace[0].inputs["history"].messages == [{"question": "a", "answer": "b"}]
+
+
+# -- Parallel(timeout=, straggler_limit=): stragglers are started once more ------------------------------
+class Sleepy(dspy.Module):
+    """Answers through a ScriptedLM; the first attempt at a question in ``slow`` waits on its event first."""
+
+    def __init__(self, lm, slow, failing=()):
+        super().__init__()
+        self.predict = dspy.Predict("question -> answer", lm=lm)
+        self.slow, self.failing = slow, set(failing)
+        self.attempts: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def forward(self, question):
+        with self.lock:
+            attempt = self.attempts[question] = self.attempts.get(question, 0) + 1
+        if attempt == 1 and question in self.slow:
+            self.slow[question].wait(10)
+        if question in self.failing:
+            raise ValueError(f"no answer to {question} (attempt {attempt})")
+        return self.predict(question=question)
+
+
+def echo_lm():
+    return ScriptedLM(lambda request: {"answer": request.messages[-1]["content"].removeprefix("Question: ").upper()})
+
+
+def test_parallel_restarts_a_straggler_and_keeps_input_order():
+    lm, release = echo_lm(), threading.Event()
+    program = Sleepy(lm, slow={"q0": release})
+    pairs = [(program, {"question": f"q{i}"}) for i in range(6)]
+    began = time.monotonic()
+    try:
+        results = dspy.Parallel(num_threads=3, timeout=0.2, straggler_limit=2)(pairs)
+        elapsed = time.monotonic() - began
+        assert [r.answer for r in results] == [f"Q{i}" for i in range(6)]
+        assert elapsed < 5  # the first copy of q0 is still waiting: its second copy answered
+        assert program.attempts == {"q0": 2, **{f"q{i}": 1 for i in range(1, 6)}}
+        assert len(lm.requests) == 6  # one LM call per pair: each result counted once
+    finally:
+        release.set()
+
+
+def test_parallel_without_timeout_waits_for_the_slow_pair_and_starts_nothing_twice():
+    release = threading.Event()
+    threading.Timer(0.5, release.set).start()
+    program = Sleepy(echo_lm(), slow={"q0": release})
+    results = dspy.Parallel(num_threads=2)([(program, {"question": f"q{i}"}) for i in range(3)])
+    assert [r.answer for r in results] == ["Q0", "Q1", "Q2"] and program.attempts == {"q0": 1, "q1": 1, "q2": 1}
+    assert dspy.Parallel().timeout is None  # off unless asked for
+    with pytest.raises(ValueError, match="timeout"):
+        dspy.Parallel(timeout="soon")
+    with pytest.raises(ValueError, match="straggler_limit"):
+        dspy.Parallel(straggler_limit=-1)
+
+
+def test_parallel_a_straggler_only_once_few_pairs_remain():
+    slow_q0, slow_q1 = threading.Event(), threading.Event()
+    program = Sleepy(echo_lm(), slow={"q0": slow_q0, "q1": slow_q1})
+    parallel = dspy.Parallel(num_threads=4, timeout=0.1, straggler_limit=1)
+    out: list = []
+    runner = threading.Thread(target=lambda: out.append(parallel([(program, {"question": f"q{i}"}) for i in range(4)])))
+    runner.start()
+    try:
+        time.sleep(0.4)  # q0 and q1 are past the timeout, but two pairs are unfinished: more than straggler_limit
+        assert program.attempts == {"q0": 1, "q1": 1, "q2": 1, "q3": 1}
+        slow_q1.set()  # q1 ends: one pair left, so q0 is started once more and its second copy answers
+        runner.join(5)
+        assert [r.answer for r in out[0]] == ["Q0", "Q1", "Q2", "Q3"]
+        assert program.attempts == {"q0": 2, "q1": 1, "q2": 1, "q3": 1}
+    finally:
+        slow_q0.set()
+        slow_q1.set()
+
+
+def test_parallel_a_straggler_that_fails_is_one_failure():
+    lm, release = echo_lm(), threading.Event()
+    program = Sleepy(lm, slow={"bad": release}, failing={"bad"})
+    pairs = [(program, dspy.Example(question=q).with_inputs("question")) for q in ("a", "bad", "c")]
+    try:
+        results, failed, errors = dspy.Parallel(
+            num_threads=3, timeout=0.1, straggler_limit=3, max_errors=1, return_failed_examples=True
+        )(pairs)
+        assert results[0].answer == "A" and results[1] is None and results[2].answer == "C"
+        assert failed == [pairs[1][1]] and len(errors) == 1 and "attempt 2" in str(errors[0])
+    finally:
+        release.set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -34,8 +35,14 @@ class Parallel:
         timeout: float | None = None,
         straggler_limit: int = 3,
     ) -> None:
-        """DSPy's keywords are accepted. ``timeout``/``straggler_limit`` (DSPy resubmits a straggling task) are
-        recorded only: here each LM call is bounded by its LM's ``timeout`` and retries, so no task hangs."""
+        """DSPy's keywords. ``timeout`` (seconds) with ``straggler_limit``: once that many pairs or fewer are
+        unfinished, a pair running ``timeout`` seconds or more is started once more and the first copy to finish
+        counts (DSPy's stragglers). Off unless ``timeout`` is given (DSPy's default is 120 s): on an embedded
+        model a second copy competes for the same cores; each LM call is bounded by its LM's ``timeout`` anyway."""
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0):
+            raise ValueError(f"Parallel(timeout=) must be a number of seconds (0 or None: off), got {timeout!r}")
+        if isinstance(straggler_limit, bool) or not isinstance(straggler_limit, int) or straggler_limit < 0:
+            raise ValueError(f"Parallel(straggler_limit=) must be a whole number >= 0, got {straggler_limit!r}")
         self.num_threads = num_threads
         self.access_examples = access_examples
         self.provide_traceback = provide_traceback
@@ -53,6 +60,8 @@ class Parallel:
 
         guard = RunGuard()
         outcomes: list[tuple[Any, BaseException | None]] = [(None, None)] * len(pairs)
+        settled = [False] * len(pairs)  # a straggler runs twice: the first copy to finish counts, once
+        lock = threading.Lock()
 
         def run(index: int) -> None:
             module, inputs = pairs[index]
@@ -66,13 +75,27 @@ class Parallel:
                 else:
                     result = module(inputs)
             except Exception as error:
-                outcomes[index] = (None, error)
-                guard.failed(error)
+                if _settle(index, (None, error)):
+                    guard.failed(error)
                 return
-            guard.succeeded()
-            outcomes[index] = (result, None)
+            if _settle(index, (result, None)):
+                guard.succeeded()
 
-        run_indexed(run, len(pairs), max(1, num_threads or self.num_threads or current().num_threads))
+        def _settle(index: int, outcome: tuple[Any, BaseException | None]) -> bool:
+            with lock:
+                if settled[index]:
+                    return False
+                settled[index] = True
+                outcomes[index] = outcome
+                return True
+
+        run_indexed(
+            run,
+            len(pairs),
+            max(1, num_threads or self.num_threads or current().num_threads),
+            timeout=self.timeout,
+            straggler_limit=self.straggler_limit,
+        )
         errors = [error for _, error in outcomes if error is not None]
         if self.max_errors is not None and len(errors) > self.max_errors:
             raise TooManyErrors(
