@@ -276,3 +276,21 @@ def test_parallel_a_straggler_that_fails_is_one_failure():
         assert failed == [pairs[1][1]] and len(errors) == 1 and "attempt 2" in str(errors[0])
     finally:
         release.set()
+
+
+# -- SemanticF1: DSPy 3.4.1 returns Prediction(score=...) as a metric; here a float that reads the same ----------
+def test_semantic_f1_metric_result_reads_as_dspys_prediction_and_as_a_float():
+    lm = ScriptedLM(default={"reasoning": "r", "recall": 0.5, "precision": 1.0})
+    metric = dspy.SemanticF1(lm=lm)
+    example = dspy.Example(question="Why?", response="Because A and B.").with_inputs("question")
+    pred = dspy.Prediction(response="Because A.")
+    score = metric(example, pred)
+    assert score.score == score["score"] == pytest.approx(2 / 3) == float(score)  # DSPy's .score, and a float
+    assert f"{score:.2f}" == "0.67" and score >= 0.5 and score + score == pytest.approx(4 / 3)
+    assert metric(example, pred, trace=[]) is True  # DSPy: Prediction(score=True); a bool, as optimizers read it
+    judged = metric(question="Why?", ground_truth="Because A and B.", system_response="Because A.")
+    assert isinstance(judged, dspy.Prediction) and judged.score == pytest.approx(2 / 3) and judged.recall == 0.5
+    result = dspy.Evaluate(devset=[example], metric=metric, num_threads=1, display_progress=False)(
+        lambda question: dspy.Prediction(response="Because A.")
+    )
+    assert result.score == pytest.approx(66.67, abs=0.01)

@@ -299,13 +299,35 @@ class Judge(_LMMetric):
         return result
 
 
+class F1Score(float):
+    """SemanticF1's metric result: a float that also reads as DSPy 3.x's ``Prediction(score=...)``.
+
+    DSPy's ``SemanticF1()(example, pred)`` returns ``Prediction(score=f1)``; this is the f1 itself,
+    so ``float()``, comparisons, sums and ``f"{score:.2f}"`` work, and so do DSPy's ``.score``
+    and ``["score"]``.
+    """
+
+    @property
+    def score(self) -> float:
+        return float(self)
+
+    def __getitem__(self, key: str) -> float:
+        if key != "score":
+            raise KeyError(key)
+        return float(self)
+
+
 class SemanticF1(_LMMetric):
     """DSPy's SemanticF1: an LM estimates recall and precision of the key ideas; the metric is their F1.
 
     Reads ``example[answer_field]`` as the ground truth and ``prediction[answer_field]``
-    as the response (default ``"response"``, DSPy's field). The metric returns a
-    float, or ``f1 >= threshold`` when a ``trace`` is given (DSPy's convention);
-    with ``pred_name`` it returns a ``ScoreWithFeedback`` naming recall and precision.
+    as the response (default ``"response"``, DSPy's field). The metric
+    (``metric(example, pred)``) returns the F1 as an ``F1Score`` (a float with DSPy's
+    ``.score``), or ``f1 >= threshold`` (a bool) when a ``trace`` is given (DSPy's
+    convention, where DSPy returns ``Prediction(score=True/False)``); with ``pred_name`` it
+    returns a ``ScoreWithFeedback`` naming recall and precision. Called with the judge's
+    inputs (``metric(question=..., ground_truth=..., system_response=...)``) it is the
+    program: a Prediction with ``recall``, ``precision``, ``score`` and ``feedback``.
     """
 
     _gold_inputs = frozenset({"ground_truth"})
@@ -350,11 +372,12 @@ class SemanticF1(_LMMetric):
             score, feedback = float(judged.score), str(judged.feedback)
         if pred_name is not None or pred_trace is not None:
             return ScoreWithFeedback(score, feedback)
-        return score if trace is None else score >= self.threshold
+        return F1Score(score) if trace is None else score >= self.threshold
 
 
 __all__ = [
     "DecompositionalSemanticRecallPrecision",
+    "F1Score",
     "Judge",
     "JudgeAnswer",
     "JudgeFieldError",
