@@ -115,6 +115,8 @@ def main() -> None:
     parser.add_argument("--timing-items", type=int, default=40)
     parser.add_argument("--train-threads", type=int, default=2)
     parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--teacher", choices=["student", "labeled16"], default="student")
+    parser.add_argument("--no-labels", action="store_true", help="learn teacher traces only, as DSPy does")
     parser.add_argument("--max-time", type=float, default=None)
     parser.add_argument("--phases", nargs="+", default=["zero", "prompt", "finetune"])
     parser.add_argument("--output-dir", default=None, help="where adapters go (default ~/.cache/promptless/finetune)")
@@ -127,6 +129,7 @@ def main() -> None:
     dev, val, train = splits(args.dev, args.val, args.train)
     student = pl.Predict(Classify)
     zero = None
+    best_prompt: tuple[str, pl.EvaluationResult] | None = None
     if "zero" in args.phases or "finetune" in args.phases:
         zero = evaluate(student, dev)
         row("zero-shot", zero)
@@ -142,6 +145,8 @@ def main() -> None:
             result = evaluate(compiled, dev)
             report = getattr(compiled, "compile_report", None)
             row(name, result, compile_s=round(compile_s, 1), chosen=getattr(report, "chosen", None))
+            if best_prompt is None or result.score > best_prompt[1].score:
+                best_prompt = (name, result)
     if "finetune" in args.phases:
         optimizer = BootstrapFinetune(
             correct,
@@ -154,10 +159,12 @@ def main() -> None:
             checkpoint=args.checkpoint,
             max_steps=args.max_steps,
             max_time_s=args.max_time,
-            train_on_labels=True,
+            train_on_labels=not args.no_labels,
             output_dir=args.output_dir,
             num_threads=1,
         )
+        teacher = pl.LabeledFewShot(k=16).compile(student, trainset=train) if args.teacher == "labeled16" else None
+        optimizer.teacher = teacher
         plan = optimizer.plan(student, train, val)
         print(plan.summary(), file=sys.stderr, flush=True)
         started = time.perf_counter()
@@ -177,8 +184,18 @@ def main() -> None:
         if zero is not None:
             lo, hi = paired_bootstrap_ci(zero.scores, result.scores)
             gain = [round(100 * lo, 1), round(100 * hi, 1)]
+        versus_prompt = None
+        if best_prompt is not None:
+            lo, hi = paired_bootstrap_ci(best_prompt[1].scores, result.scores)
+            delta = result.score - best_prompt[1].score
+            versus_prompt = {
+                "best": best_prompt[0],
+                "delta": round(delta, 1),
+                "ci": [round(100 * lo, 1), round(100 * hi, 1)],
+            }
+        name = "BootstrapFinetune" + ("" if args.no_labels else " +labels")
         row(
-            "BootstrapFinetune",
+            name + ("" if args.teacher == "student" else f" (teacher {args.teacher})"),
             result,
             chosen=report.chosen,
             compile_s=round(compile_s, 1),
@@ -189,6 +206,8 @@ def main() -> None:
             loss=[training.first_loss, training.last_loss] if training else None,
             val_loss=[training.val_loss_before, training.val_loss_after] if training else None,
             gain_vs_zero_ci=gain,
+            vs_best_prompt=versus_prompt,
+            resumed_epochs=training.resumed_epochs if training else None,
             forecast_steps=plan.train_steps,
             forecast_train_s=round(plan.train_time_s, 1),
             peak_rss_mb=round(peak_rss_mb()),

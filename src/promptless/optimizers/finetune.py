@@ -471,6 +471,8 @@ class BootstrapFinetune(Optimizer):
             f"pass rate {measured.pass_rate:.0%} on {measured.runs} probed examples; time at ~{speed:.0f} training "
             f"tokens/s (measured on 2 shared cores), plus ~20 s to load the model per task"
         )
+        if n_train < s.min_examples:
+            note += f"; fewer than min_examples={s.min_examples} expected: the compile may stop with TooFewTraces"
         return FinetunePlan(bootstrap, n_train, steps, tokens, seconds + 20 * tasks, note)
 
 
