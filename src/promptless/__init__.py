@@ -90,6 +90,8 @@ _LAZY: dict[str, str] = {
     "MIPROv2": "promptless.optimizers.mipro",
     "GEPA": "promptless.optimizers.reflective",
     "SIMBA": "promptless.optimizers.simba",
+    "BootstrapFinetune": "promptless.optimizers.finetune",
+    "BetterTogether": "promptless.optimizers.finetune",
     "Plan": "promptless.optimizers.plan",
     "Budget": "promptless.budget",
     "BudgetExhausted": "promptless.errors",
@@ -216,6 +218,7 @@ if TYPE_CHECKING:
         majority,
     )
     from promptless.optimizers.copro import COPRO
+    from promptless.optimizers.finetune import BetterTogether, BootstrapFinetune
     from promptless.optimizers.mipro import MIPROv2
     from promptless.optimizers.plan import Plan
     from promptless.optimizers.reflective import GEPA

@@ -193,17 +193,20 @@ class Module:
         return clone
 
     # -- state --------------------------------------------------------------------------------
-    def dump_state(self) -> dict[str, Any]:
+    def dump_state(self, artifact_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+        """The program's state; weights files are named relative to ``artifact_dir`` (default: the cwd)."""
         return {
             "format": ARTIFACT_FORMAT,
             "version": ARTIFACT_VERSION,
             "program": type(self).__name__,
-            "predictors": {name: p.predictor_state() for name, p in self.named_predictors()},
+            "predictors": {name: p.predictor_state(artifact_dir) for name, p in self.named_predictors()},
         }
 
     state_dict = dump_state
 
-    def load_state(self, state: dict[str, Any], *, strict: bool = True) -> IncompatibleNames:
+    def load_state(
+        self, state: dict[str, Any], *, strict: bool = True, artifact_dir: str | os.PathLike[str] | None = None
+    ) -> IncompatibleNames:
         """Load saved state into this program's predictors; returns what did not match (nothing when strict).
 
         ``strict`` (the default) refuses a state whose predictors differ from the program's, naming all of them.
@@ -227,14 +230,15 @@ class Module:
             )
         for name, predictor in mine.items():
             if name in saved:
-                predictor.load_predictor_state(saved[name], name=name)
+                predictor.load_predictor_state(saved[name], name=name, artifact_dir=artifact_dir)
         return IncompatibleNames(missing, unexpected)
 
     load_state_dict = load_state
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the program's state as JSON, atomically: a crash never leaves half a file."""
-        return write_text_atomic(path, json.dumps(self.dump_state(), indent=2, ensure_ascii=False) + "\n")
+        state = self.dump_state(artifact_dir=Path(path).parent)
+        return write_text_atomic(path, json.dumps(state, indent=2, ensure_ascii=False) + "\n")
 
     def load(self, path: str | os.PathLike[str], *, strict: bool = True) -> Module:
         """Load state saved by ``save`` into this (freshly constructed) program."""
@@ -245,7 +249,7 @@ class Module:
         except json.JSONDecodeError as error:
             raise ArtifactError(f"{path}: not valid JSON ({error.msg} at line {error.lineno}); truncated?") from None
         try:
-            incompatible = self.load_state(state, strict=strict)
+            incompatible = self.load_state(state, strict=strict, artifact_dir=path.parent)
         except ArtifactError as error:
             raise ArtifactError(f"{path}: {error}") from None
         if incompatible.missing or incompatible.unexpected:

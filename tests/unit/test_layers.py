@@ -54,6 +54,9 @@ FLOORS: dict[str, int] = {
     "promptless.telemetry": 6,
     "promptless.evaluate": 6,
     "promptless.finetune": 6,
+    "promptless.finetune.base": 5,  # the weights record and its LM: what Predict saves and loads
+    "promptless.finetune.artifact": 5,
+    "promptless.finetune.runtime": 5,
     "promptless.optimizers": 7,
     "promptless.cli": 8,
     "promptless.teleprompt": 8,  # DSPy's import paths: faces re-exporting the real modules

@@ -18,6 +18,7 @@ class OptimizerKind(StrEnum):
     bootstrap = "bootstrap"
     random_search = "random-search"
     mipro = "mipro"
+    finetune = "finetune"
 
 
 @dataclass(frozen=True)
@@ -38,16 +39,16 @@ class OptimizerOptions:
 def build_optimizer(kind: str, metric: Callable[..., Any], options: OptimizerOptions) -> Optimizer:
     """BootstrapFewShot, BootstrapFewShotWithRandomSearch or MIPROv2(auto="light") with the CLI's settings.
 
-    BootstrapFewShot takes no budget or checkpoint: the compile command puts a Budget in force around it.
+    Every one takes the checkpoint (a file where each finished step is kept, so a restarted compile
+    skips it). BootstrapFewShot takes no budget: the compile command puts a Budget in force around it.
     """
     common = {
         "num_threads": options.threads,
         "seed": options.seed,
         "fallback_to_baseline": not options.keep_compiled,
+        "checkpoint": options.checkpoint,
     }
     if kind == OptimizerKind.bootstrap:
-        if options.checkpoint is not None:
-            raise CLIError("--checkpoint works with --optimizer random-search or mipro, not bootstrap")
         from promptless.optimizers.bootstrap import BootstrapFewShot
 
         return BootstrapFewShot(
@@ -55,7 +56,6 @@ def build_optimizer(kind: str, metric: Callable[..., Any], options: OptimizerOpt
         )
     search = {
         "max_lm_calls": options.budget,
-        "checkpoint": options.checkpoint,
         "display_progress": options.progress,
         **common,
     }
@@ -76,4 +76,21 @@ def build_optimizer(kind: str, metric: Callable[..., Any], options: OptimizerOpt
             raise CLIError(f"--optimizer mipro cannot be loaded ({error})") from None
         demos = {"max_bootstrapped_demos": options.max_demos, "max_labeled_demos": options.max_labeled}
         return MIPROv2(metric, auto="light", **demos, **search)
+    if kind == OptimizerKind.finetune:
+        from promptless.finetune.base import FinetuneExtraMissing, require_extra
+        from promptless.optimizers.finetune import BootstrapFinetune
+
+        try:
+            require_extra()
+        except FinetuneExtraMissing as error:
+            raise CLIError(str(error)) from None
+        return BootstrapFinetune(
+            metric,
+            num_threads=options.threads,
+            seed=options.seed,
+            checkpoint=options.checkpoint,
+            display_progress=options.progress,
+            train_on_labels=True,
+            lora_layers=15,
+        )
     raise CLIError(f"unknown optimizer {kind!r}; choose one of {[k.value for k in OptimizerKind]}")

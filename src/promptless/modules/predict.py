@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Generator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from promptless.adapters import Adapter, default_adapter_for
@@ -12,6 +13,8 @@ from promptless.adapters.values import to_jsonable
 from promptless.callbacks import observed_format, observed_parse
 from promptless.errors import ArtifactError, ParseError
 from promptless.fieldtypes import is_optional
+from promptless.finetune.artifact import WeightsRecord
+from promptless.finetune.runtime import finetuned_lm
 from promptless.lm import LM, resolve_lm
 from promptless.module import Module, Parameter
 from promptless.primitives import Example, Prediction
@@ -190,17 +193,21 @@ class Predict(Module, Parameter):
 
     # -- state -------------------------------------------------------------------------------
     saved_lm: dict[str, Any] | None = None  # the LM a loaded artifact says it was saved with: a description only
+    weights: WeightsRecord | None = None  # fine-tuned weights (BootstrapFinetune): a LoRA file run by self.lm
 
-    def predictor_state(self) -> dict[str, Any]:
+    def predictor_state(self, artifact_dir: str | Path | None = None) -> dict[str, Any]:
         """This predictor's learned state, as one entry of a program artifact (its LM described, never a secret)."""
         return {
             "signature": self.signature.to_dict(),
             "demos": [to_jsonable(dict(demo.items()), field="demo") for demo in self.demos],
             "lm": self.lm.settings() if self.lm is not None else self.saved_lm,
             "config": to_jsonable(self.config, field="config"),
+            **({"weights": self.weights.to_state(artifact_dir or Path.cwd())} if self.weights is not None else {}),
         }
 
-    def load_predictor_state(self, state: Mapping[str, Any], *, name: str = "self") -> Predict:
+    def load_predictor_state(
+        self, state: Mapping[str, Any], *, name: str = "self", artifact_dir: str | Path | None = None
+    ) -> Predict:
         """Load signature, demos and sampling settings; the saved LM is kept as ``saved_lm``, a description.
 
         A file never decides where requests and credentials go: no LM is built from it (its
@@ -208,6 +215,9 @@ class Predict(Module, Parameter):
         ``pl.context``/``configure``, or else the embedded default runs the program. Sampling
         settings a file asks for are capped (``FILE_LIMITS``, with a warning); set
         ``predictor.config`` in code after loading to ask for more.
+        Fine-tuned ``weights`` (a LoRA file beside the artifact) are checked before use: the file's
+        SHA-256, and that the LM in force runs the base model they were trained on; the predictor
+        then runs that embedded model with the adapter (a local file, never a request elsewhere).
         """
         if not isinstance(state, Mapping) or not isinstance(state.get("signature"), Mapping):
             raise ArtifactError(f"predictor {name!r}: no signature in the saved state")
@@ -243,7 +253,14 @@ class Predict(Module, Parameter):
         self.signature = signature
         self.demos = [Example(dict(d)) for d in demos]
         self.config = _file_config(config, name)
+        weights = None
+        if state.get("weights") is not None:
+            running = self.lm or current().lm  # the user's LM, if any, must be the adapter's base model
+            weights = WeightsRecord.from_state(state["weights"], artifact_dir or Path.cwd(), name=name, lm=running)
         self.saved_lm = _description(saved_lm) if saved_lm else None
+        if weights is not None:
+            self.weights = weights
+            self.lm = finetuned_lm(weights, like=self.lm or current().lm)
         return self
 
 

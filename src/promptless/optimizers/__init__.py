@@ -4,6 +4,7 @@ from promptless.optimizers.base import CandidateScore, CompileReport, Optimizer
 from promptless.optimizers.bootstrap import BootstrapFewShot
 from promptless.optimizers.copro import COPRO
 from promptless.optimizers.ensemble import Ensemble, majority
+from promptless.optimizers.finetune import BetterTogether, BootstrapFinetune
 from promptless.optimizers.knn import KNNFewShot
 from promptless.optimizers.labeled import LabeledFewShot
 from promptless.optimizers.mipro import MIPROv2
@@ -17,8 +18,10 @@ __all__ = [
     "COPRO",
     "GEPA",
     "SIMBA",
+    "BetterTogether",
     "BootstrapFewShot",
     "BootstrapFewShotWithRandomSearch",
+    "BootstrapFinetune",
     "CandidateScore",
     "CompileReport",
     "Ensemble",
