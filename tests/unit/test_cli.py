@@ -417,7 +417,6 @@ def test_bad_options_fail_before_any_lm_call(cli, tmp_path):
         (["-s", "question answer", "-o", "p.json"], "--signature: signature 'question answer' has no '->'"),
         (["-s", "question -> answer", "-o", "outdir"], "-o outdir is a directory"),
         (["-s", SIGNATURE, "-o", "p.json", "--val-fraction", "1.5"], "--val-fraction must be at least 0 and below 1"),
-        (["-s", SIGNATURE, "-o", "p.json", "--checkpoint", "c.json"], "--checkpoint works with --optimizer random"),
     ]
     for args, message in cases:
         one_error(cli("compile", data, *args, lm=lm), USAGE, message)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import random
 import time
 from collections.abc import Sequence
@@ -60,6 +61,8 @@ class BootstrapFewShot(Optimizer):
     ``teacher_settings``: settings the teacher runs under, e.g. ``{"lm": LM(...)}``.
     With a ``valset``, the result is scored beside the uncompiled program and returned
     only if significantly better (``fallback_to_baseline=False`` returns it regardless).
+    ``checkpoint`` (with a ``valset``): a file where the baseline's score, the bootstrapped
+    demos and the result's score are kept as each finishes, so a restarted compile skips them.
     """
 
     def __init__(
@@ -74,6 +77,7 @@ class BootstrapFewShot(Optimizer):
         num_threads: int | None = None,
         seed: int = 0,
         fallback_to_baseline: bool = True,
+        checkpoint: str | os.PathLike[str] | None = None,
     ) -> None:
         if not callable(metric):
             raise TypeError(f"BootstrapFewShot(metric=) must be callable, got {metric!r}")
@@ -87,6 +91,7 @@ class BootstrapFewShot(Optimizer):
         self.num_threads = num_threads
         self.seed = seed
         self.fallback_to_baseline = fallback_to_baseline
+        self.checkpoint = checkpoint
 
     def compile(
         self,
@@ -133,14 +138,27 @@ class BootstrapFewShot(Optimizer):
             num_threads=self.num_threads,
             max_errors=self.max_errors,
             fallback_to_baseline=self.fallback_to_baseline,
+            checkpoint=self.checkpoint,
             seed=self.seed,
         )
-        run = SearchRun("BootstrapFewShot", student, self.metric, valset, settings, testset=testset)
+        identity = {  # what must match for a checkpoint to be resumed (SearchRun adds student, valset, seed)
+            "settings": [self.metric, self.metric_threshold, self.teacher_settings, self.max_bootstrapped_demos,
+                         self.max_labeled_demos, self.max_rounds],
+            "trainset": [ex.toDict() for ex in examples],
+            "teacher": teacher.dump_state(),
+        }
+        run = SearchRun("BootstrapFewShot", student, self.metric, valset, settings, testset=testset, identity=identity)
         notes: list[str] = []
         with run:
             run.score_baseline()
-            attempts = self._bootstrap(teacher, examples)
-            self._assign_demos(program, examples, attempts, notes)
+            stored = run.recall("bootstrapped")
+            if stored is not None:  # a restarted compile: the demos (and their notes) as the first run chose them
+                program.load_state(stored["program"])
+                notes = list(stored["notes"])
+            else:
+                attempts = self._bootstrap(teacher, examples)
+                self._assign_demos(program, examples, attempts, notes)
+                run.remember("bootstrapped", {"program": program.dump_state(), "notes": notes})
             run.score("compiled", program)
         return run.finish(notes)
 
