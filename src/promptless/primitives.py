@@ -145,6 +145,14 @@ class Prediction(Example):
         pred.__dict__["_usage"] = usage or Usage()
         return pred
 
+    def __getstate__(self) -> dict[str, Any]:
+        """For copy and pickle: the call's usage tracker (it holds a lock) becomes a fixed per-model view."""
+        state = dict(self.__dict__)
+        tracker = state.get("_usage_by_model")
+        if tracker is not None and not isinstance(tracker, _UsageView):
+            state["_usage_by_model"] = _UsageView(tracker.snapshot())
+        return state
+
     @property
     def completions(self) -> Completions:
         return Completions(self._completions)
@@ -174,6 +182,16 @@ class Prediction(Example):
             for model, used in tracker.snapshot().items()
             if used.calls
         }
+
+
+class _UsageView:
+    """Usage per model, fixed: what a copied Prediction keeps of its call's tracker."""
+
+    def __init__(self, by_model: dict[str, Usage]) -> None:
+        self.by_model = by_model
+
+    def snapshot(self) -> dict[str, Usage]:
+        return dict(self.by_model)
 
 
 class Completions:

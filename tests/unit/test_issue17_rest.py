@@ -294,3 +294,13 @@ def test_semantic_f1_metric_result_reads_as_dspys_prediction_and_as_a_float():
         lambda question: dspy.Prediction(response="Because A.")
     )
     assert result.score == pytest.approx(66.67, abs=0.01)
+
+
+def test_a_prediction_with_usage_copies_and_pickles():
+    import copy
+    import pickle
+
+    pred = dspy.Predict("question -> answer", lm=ScriptedLM(default={"answer": "a"}, model="openai/x"))(question="q")
+    for clone in (copy.deepcopy(pred), copy.copy(pred), pickle.loads(pickle.dumps(pred))):
+        assert clone.answer == "a" and clone.get_lm_usage() == pred.get_lm_usage() and clone.usage == pred.usage
+    assert list(pred.get_lm_usage()) == ["openai/x"]
