@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from promptless.cli.errors import reports_errors, usage_errors
+from promptless.cli.errors import classify, reports_errors, usage_errors
 from promptless.cli.metrics import MetricKind
 from promptless.cli.optimizers import OptimizerKind
 from promptless.cli.programs import ProgramKind
+from promptless.errors import PromptlessError
 
 if TYPE_CHECKING:
     from promptless.module import Module
@@ -26,6 +27,7 @@ CONFIRM_ABOVE = 200  # on a terminal, ask before a compile forecast to make more
 
 @reports_errors
 def compile_command(
+    ctx: typer.Context,
     data: Annotated[
         Path, typer.Argument(help="Examples: .jsonl, .json, .csv or .tsv (- reads stdin); columns named as the fields.")
     ],
@@ -52,7 +54,14 @@ def compile_command(
         bool, typer.Option("--keep-compiled", help="Save the best candidate even without a significant gain.")
     ] = False,
     threads: Annotated[int | None, typer.Option(min=1, help="Examples run in parallel.")] = None,
-    checkpoint: Annotated[Path | None, typer.Option(help="random-search/mipro: file to resume from.")] = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="Resume the compile kept in FILE (default: a new <output>.checkpoint.json beside -o, "
+            "removed when the compile finishes).",
+        ),
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the forecast and stop before compiling.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before a large compile.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Let -o overwrite a file that is not a program.")] = False,
@@ -64,7 +73,7 @@ def compile_command(
     from promptless.cli.artifact import ProgramSpec, check_writable, save_program
     from promptless.cli.common import build_lm, preflight, resolve_model
     from promptless.cli.data import check_columns, deduplicate, read_records, split, to_examples
-    from promptless.cli.errors import RUNTIME, CLIError
+    from promptless.cli.errors import INTERRUPTED, RUNTIME, CLIError
     from promptless.cli.metrics import build_metric
     from promptless.cli.optimizers import OptimizerOptions, build_optimizer
     from promptless.cli.outputs import free_text_warning, type_outputs
@@ -82,8 +91,14 @@ def compile_command(
             if not instructions.strip():
                 raise CLIError("--instructions is empty; describe the task in words, or leave the option out")
             task = task.with_instructions(instructions.strip())
+    resume_file = checkpoint or default_checkpoint(output)
     if not dry_run:
         check_writable(output, data=data, force=force)
+        if checkpoint is None and resume_file.exists():
+            raise CLIError(
+                f"{resume_file} holds the finished steps of an unfinished compile: pass --checkpoint {resume_file} "
+                "to resume it, or delete the file to start afresh"
+            )
     inputs, outputs = task_fields(task)
     records = read_records(data)
     check_columns("<stdin>" if str(data) == "-" else data, records, [*inputs, *outputs])
@@ -100,7 +115,7 @@ def compile_command(
     scorer = build_metric(metric, task)
     model = resolve_model(lm)
     run_lm = build_lm(model, api_base)
-    settings = (max_demos, max_labeled, candidates, budget, threads, checkpoint, seed)
+    settings = (max_demos, max_labeled, candidates, budget, threads, None if dry_run else resume_file, seed)
     options = OptimizerOptions(*settings, progress=False, keep_compiled=keep_compiled)
     with usage_errors("--optimizer"):
         compiler = build_optimizer(optimizer, scorer, options)
@@ -118,8 +133,12 @@ def compile_command(
     )
     # One budget for the whole command (the forecast's probe runs too); cache hits are free.
     limit = Budget(max_lm_calls=budget) if budget is not None else None
-    with context(lm=run_lm, budget=limit):
-        forecast = _forecast(compiler, student, train, val)
+    try:
+        with context(lm=run_lm, budget=limit):
+            forecast = _forecast(compiler, student, train, val)
+    except KeyboardInterrupt:
+        stop = "interrupted during the forecast, before the compile started: nothing to resume"
+        raise CLIError(stop, INTERRUPTED) from None
     if forecast is not None:
         say(console, f"forecast: {_forecast_text(forecast, budget)}")
     if dry_run:
@@ -128,9 +147,20 @@ def compile_command(
     if forecast is not None and forecast.lm_calls > CONFIRM_ABOVE and not yes and _interactive(console):
         typer.confirm(f"spend ~{forecast.lm_calls} LM calls?", default=True, abort=True)
     display = CompileProgress(console, forecast.lm_calls if forecast is not None else None)
-    with display, context(lm=run_lm, budget=limit, callbacks=[display]):
-        compiled = compiler.compile(student, trainset=train, valset=val)
+    try:
+        with display, context(lm=run_lm, budget=limit, callbacks=[display]):
+            compiled = compiler.compile(student, trainset=train, valset=val)
+    except KeyboardInterrupt:
+        stop = f"interrupted while {display.stopped_in}; {_resume(ctx, resume_file, data)}"
+        raise CLIError(stop, INTERRUPTED) from None
+    except PromptlessError as error:  # the model or server failed: what finished is kept for a resume
+        failure = classify(error)
+        if failure.code != RUNTIME or not resume_file.exists():
+            raise
+        raise CLIError(f"{failure}; {_resume(ctx, resume_file, data)}", RUNTIME) from error
     report = getattr(compiled, "compile_report", None) or CompileReport(type(compiler).__name__)
+    if report.resumed_steps:
+        report.notes.append(f"resumed from {resume_file}: {report.resumed_steps} finished step(s) read back")
     report.forecast = report.forecast or forecast
     if val_fraction == 0:
         report.notes.append("--val-fraction 0: validated on the training examples, which is optimistic")
@@ -144,11 +174,56 @@ def compile_command(
     save_program(compiled, output, spec)
     say(console, f"wrote {output}", "bold")
     if report.stopped_by_budget:
+        go_on = "raise --budget to let the run finish"
+        if resume_file.exists():
+            go_on = f"{_resume(ctx, resume_file, data)} after raising its --budget"
         raise CLIError(
             f"stopped by --budget {budget} before the compile finished; {output} holds the best program found "
-            "so far: raise --budget to let the run finish",
+            f"so far; {go_on}",
             RUNTIME,
         )
+    if resume_file == default_checkpoint(output):  # the safety net beside -o; a --checkpoint elsewhere is kept
+        resume_file.unlink(missing_ok=True)
+
+
+def default_checkpoint(output: Path) -> Path:
+    """Where a compile keeps its finished steps unless ``--checkpoint`` says: ``p.json`` → ``p.checkpoint.json``."""
+    return output.with_name(f"{output.stem}.checkpoint.json")
+
+
+def _resume(ctx: typer.Context, checkpoint: Path, data: Path) -> str:
+    """How to go on after a stop: the command as given, with ``--checkpoint FILE``, when FILE holds anything.
+
+    Every answer the model gave is in the LM cache either way (the CLI's LM always has one), so even
+    a step cut off half way costs nothing again but the calls it had not made.
+    """
+    if not checkpoint.exists():
+        return "no step had finished, so nothing was saved: run the same command again (the LM cache has its answers)"
+    again = " (with the same data on stdin)" if str(data) == "-" else ""
+    return f"the finished steps are in {checkpoint}: resume with {resume_command(ctx, checkpoint)}{again}"
+
+
+def resume_command(ctx: typer.Context, checkpoint: Path) -> str:
+    """The running command line rebuilt from the options given (defaults left out), ending in ``--checkpoint``."""
+    import shlex
+    from enum import Enum
+
+    words = ["promptless", ctx.info_name or "compile"]
+    for param in ctx.command.params:
+        name = param.name or ""
+        source = ctx.get_parameter_source(name)
+        if name == "checkpoint" or getattr(source, "name", None) != "COMMANDLINE":
+            continue
+        value = ctx.params.get(name)
+        value = value.value if isinstance(value, Enum) else value
+        if param.param_type_name == "argument":
+            words.append(str(value))
+        elif getattr(param, "is_flag", False):
+            if value:
+                words.append(param.opts[0])
+        else:
+            words += [param.opts[0], str(value)]
+    return shlex.join([*words, "--checkpoint", str(checkpoint)])
 
 
 def _forecast(compiler: Any, student: Module, train: list[Example], val: list[Example]) -> Plan | None:

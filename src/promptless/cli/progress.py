@@ -45,6 +45,7 @@ class CompileProgress(BaseCallback):
         self._lock = threading.Lock()
         self._live: Any = None
         self._task: Any = None
+        self._failed_in: str | None = None  # the phase an exception (Ctrl-C) left, for the stop message
 
     # -- what is shown -------------------------------------------------------------------------------
     @property
@@ -52,6 +53,12 @@ class CompileProgress(BaseCallback):
         if self.depth:
             return "scoring the baseline" if self.evaluations == 1 else f"scoring candidate {self.evaluations - 1}"
         return "building candidates" if self.evaluations else "starting"
+
+    @property
+    def stopped_in(self) -> str:
+        """The phase a stop happened in, worded to follow "interrupted while"."""
+        phase = self._failed_in or self.phase
+        return "starting the compile" if phase == "starting" else phase
 
     def line(self) -> str:
         elapsed = time.perf_counter() - self.started
@@ -106,6 +113,8 @@ class CompileProgress(BaseCallback):
 
     def on_evaluate_end(self, call_id: str, outputs: Any | None, exception: BaseException | None = None) -> None:
         with self._lock:
+            if exception is not None and self._failed_in is None:
+                self._failed_in = self.phase
             self.depth = max(0, self.depth - 1)
             score = getattr(outputs, "score", None)
             if isinstance(score, (int, float)) and (self.best is None or score > self.best):
