@@ -34,6 +34,7 @@ def cli(monkeypatch, tmp_path):
 
     return invoke
 
+
 COMPILE = ("compile", "qa.jsonl", "-s", SIGNATURE, "-o", "p.json", "--threads", 1)
 
 

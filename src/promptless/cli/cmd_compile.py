@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from promptless.cli.errors import classify, reports_errors, usage_errors
+from promptless.cli.help import choices
 from promptless.cli.metrics import MetricKind
 from promptless.cli.optimizers import OptimizerKind
 from promptless.cli.programs import ProgramKind
@@ -29,31 +30,60 @@ CONFIRM_ABOVE = 200  # on a terminal, ask before a compile forecast to make more
 def compile_command(
     ctx: typer.Context,
     data: Annotated[
-        Path, typer.Argument(help="Examples: .jsonl, .json, .csv or .tsv (- reads stdin); columns named as the fields.")
+        Path,
+        typer.Argument(
+            metavar="DATA", help="Examples: .jsonl, .json, .csv or .tsv (- reads stdin); columns named as the fields."
+        ),
     ],
-    signature: Annotated[str, typer.Option("--signature", "-s", help='The task, e.g. "question -> answer".')],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the compiled program (JSON).")],
-    program: Annotated[ProgramKind, typer.Option("--program", "-p", help="The module to build.")] = ProgramKind.predict,
-    tools: Annotated[str | None, typer.Option(help="For --program react: module:function[,...].")] = None,
-    metric: Annotated[MetricKind, typer.Option("--metric", "-m", help="How an answer is scored.")] = MetricKind.exact,
-    optimizer: Annotated[OptimizerKind, typer.Option(help="How the program is improved.")] = OptimizerKind.bootstrap,
-    lm: Annotated[str, typer.Option(help="The model: local/<name>, or openai/<name> with --api-base.")] = DEFAULT_LM,
-    api_base: Annotated[str | None, typer.Option(help="Base URL of an OpenAI-compatible server.")] = None,
-    instructions: Annotated[str | None, typer.Option(help="The task in words, for the model.")] = None,
-    labels: Annotated[str | None, typer.Option(help="The answer's values: a,b,c (default: from the data).")] = None,
+    signature: Annotated[
+        str, typer.Option("--signature", "-s", metavar="SIGNATURE", help='The task, e.g. "question -> answer".')
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", metavar="FILE", help="Where to write the compiled program (JSON).")
+    ],
+    program: Annotated[
+        ProgramKind, typer.Option("--program", "-p", metavar=choices(ProgramKind), help="The module to build.")
+    ] = ProgramKind.predict,
+    tools: Annotated[
+        str | None, typer.Option(metavar="TOOLS", help="For --program react: module:function[,...].")
+    ] = None,
+    metric: Annotated[
+        MetricKind, typer.Option("--metric", "-m", metavar=choices(MetricKind), help="How an answer is scored.")
+    ] = MetricKind.exact,
+    optimizer: Annotated[
+        OptimizerKind, typer.Option(metavar=choices(OptimizerKind), help="How the program is improved.")
+    ] = OptimizerKind.bootstrap,
+    lm: Annotated[
+        str, typer.Option(metavar="MODEL", help="The model: local/<name>, or openai/<name> with --api-base.")
+    ] = DEFAULT_LM,
+    api_base: Annotated[
+        str | None, typer.Option(metavar="URL", help="Base URL of an OpenAI-compatible server.")
+    ] = None,
+    instructions: Annotated[str | None, typer.Option(metavar="TEXT", help="The task in words, for the model.")] = None,
+    labels: Annotated[
+        str | None, typer.Option(metavar="LABELS", help="The answer's values: a,b,c (default: from the data).")
+    ] = None,
     free_text: Annotated[bool, typer.Option("--free-text", help="Keep the answer free text.")] = False,
-    budget: Annotated[int | None, typer.Option(min=1, help="At most this many LM calls (cache hits are free).")] = None,
-    val_fraction: Annotated[float, typer.Option(help="Share of the data held out to validate on.")] = 0.3,
-    max_val: Annotated[int, typer.Option(min=1, help="Validate on at most this many held-out examples.")] = 200,
-    sample: Annotated[int | None, typer.Option(min=1, help="Train on at most this many examples.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the train/val split and of the optimizer.")] = 0,
-    max_demos: Annotated[int, typer.Option(min=0, help="Bootstrapped demos per predictor.")] = 4,
-    max_labeled: Annotated[int, typer.Option(min=0, help="Demos per predictor in all, labelled ones topping up.")] = 4,
-    candidates: Annotated[int, typer.Option(min=1, help="random-search: candidate programs to try.")] = 8,
+    budget: Annotated[
+        int | None, typer.Option(min=1, metavar="N", help="At most this many LM calls (cache hits are free).")
+    ] = None,
+    val_fraction: Annotated[
+        float, typer.Option(metavar="FRACTION", help="Share of the data held out to validate on.")
+    ] = 0.3,
+    max_val: Annotated[
+        int, typer.Option(min=1, metavar="N", help="Validate on at most this many held-out examples.")
+    ] = 200,
+    sample: Annotated[int | None, typer.Option(min=1, metavar="N", help="Train on at most this many examples.")] = None,
+    seed: Annotated[int, typer.Option(metavar="N", help="Seed of the train/val split and of the optimizer.")] = 0,
+    max_demos: Annotated[int, typer.Option(min=0, metavar="N", help="Bootstrapped demos per predictor.")] = 4,
+    max_labeled: Annotated[
+        int, typer.Option(min=0, metavar="N", help="Demos per predictor in all, labelled ones topping up.")
+    ] = 4,
+    candidates: Annotated[int, typer.Option(min=1, metavar="N", help="random-search: candidate programs to try.")] = 8,
     keep_compiled: Annotated[
         bool, typer.Option("--keep-compiled", help="Save the best candidate even without a significant gain.")
     ] = False,
-    threads: Annotated[int | None, typer.Option(min=1, help="Examples run in parallel.")] = None,
+    threads: Annotated[int | None, typer.Option(min=1, metavar="N", help="Examples run in parallel.")] = None,
     checkpoint: Annotated[
         Path | None,
         typer.Option(

@@ -8,20 +8,30 @@ from typing import Annotated
 import typer
 
 from promptless.cli.errors import reports_errors
+from promptless.cli.help import choices
 from promptless.cli.metrics import MetricKind
 
 
 @reports_errors
 def eval_command(
     program_path: Annotated[Path, typer.Argument(metavar="PROGRAM", help="A program saved by promptless compile.")],
-    data: Annotated[Path, typer.Argument(help="Examples with the program's input and output fields.")],
+    data: Annotated[Path, typer.Argument(metavar="DATA", help="Examples with the program's input and output fields.")],
     metric: Annotated[
-        MetricKind | None, typer.Option("--metric", "-m", help="Default: the one it was compiled with, else exact.")
+        MetricKind | None,
+        typer.Option(
+            "--metric", "-m", metavar=choices(MetricKind), help="Default: the one it was compiled with, else exact."
+        ),
     ] = None,
-    lm: Annotated[str | None, typer.Option(help="Run on this model instead of the artifact's.")] = None,
-    api_base: Annotated[str | None, typer.Option(help="Base URL of an OpenAI-compatible server.")] = None,
-    tools: Annotated[str | None, typer.Option(help="A ReAct program's tools: module:function[,...].")] = None,
-    threads: Annotated[int | None, typer.Option(min=1, help="Examples run in parallel.")] = None,
+    lm: Annotated[
+        str | None, typer.Option(metavar="MODEL", help="Run on this model instead of the artifact's.")
+    ] = None,
+    api_base: Annotated[
+        str | None, typer.Option(metavar="URL", help="Base URL of an OpenAI-compatible server.")
+    ] = None,
+    tools: Annotated[
+        str | None, typer.Option(metavar="TOOLS", help="A ReAct program's tools: module:function[,...].")
+    ] = None,
+    threads: Annotated[int | None, typer.Option(min=1, metavar="N", help="Examples run in parallel.")] = None,
     per_label: Annotated[
         bool, typer.Option("--per-label", help="Also score each gold label and show a confusion matrix.")
     ] = False,

@@ -19,11 +19,20 @@ if TYPE_CHECKING:
 def inspect_command(
     program_path: Annotated[Path, typer.Argument(metavar="PROGRAM", help="A saved program.")],
     inputs: Annotated[
-        list[str] | None, typer.Option("--input", "-i", help="Sample input field=value (default: the first demo's).")
+        list[str] | None,
+        typer.Option(
+            "--input", "-i", metavar="FIELD=VALUE", help="Sample input field=value (default: the first demo's)."
+        ),
     ] = None,
-    lm: Annotated[str | None, typer.Option(help="Show the prompt for this model instead of the artifact's.")] = None,
-    api_base: Annotated[str | None, typer.Option(help="Base URL of an OpenAI-compatible server.")] = None,
-    tools: Annotated[str | None, typer.Option(help="A ReAct program's tools: module:function[,...].")] = None,
+    lm: Annotated[
+        str | None, typer.Option(metavar="MODEL", help="Show the prompt for this model instead of the artifact's.")
+    ] = None,
+    api_base: Annotated[
+        str | None, typer.Option(metavar="URL", help="Base URL of an OpenAI-compatible server.")
+    ] = None,
+    tools: Annotated[
+        str | None, typer.Option(metavar="TOOLS", help="A ReAct program's tools: module:function[,...].")
+    ] = None,
 ) -> None:
     """Show what a saved program holds and the exact prompt it sends; no LM is called."""
     from rich.console import Console

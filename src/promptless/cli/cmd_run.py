@@ -27,15 +27,25 @@ _UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\u
 def run_command(
     program_path: Annotated[Path, typer.Argument(metavar="PROGRAM", help="A program saved by promptless compile.")],
     inputs: Annotated[
-        list[str] | None, typer.Option("--input", "-i", help="An input as field=value; repeat for several.")
+        list[str] | None,
+        typer.Option("--input", "-i", metavar="FIELD=VALUE", help="An input as field=value; repeat for several."),
     ] = None,
     jsonl: Annotated[
-        str | None, typer.Option(help="A JSONL file of inputs ('-' for stdin): one JSON output line per input line.")
+        str | None,
+        typer.Option(
+            metavar="FILE", help="A JSONL file of inputs ('-' for stdin): one JSON output line per input line."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the outputs as one JSON object.")] = False,
-    lm: Annotated[str | None, typer.Option(help="Run on this model instead of the artifact's.")] = None,
-    api_base: Annotated[str | None, typer.Option(help="Base URL of an OpenAI-compatible server.")] = None,
-    tools: Annotated[str | None, typer.Option(help="A ReAct program's tools: module:function[,...].")] = None,
+    lm: Annotated[
+        str | None, typer.Option(metavar="MODEL", help="Run on this model instead of the artifact's.")
+    ] = None,
+    api_base: Annotated[
+        str | None, typer.Option(metavar="URL", help="Base URL of an OpenAI-compatible server.")
+    ] = None,
+    tools: Annotated[
+        str | None, typer.Option(metavar="TOOLS", help="A ReAct program's tools: module:function[,...].")
+    ] = None,
 ) -> None:
     """Run a saved program on one input, or on every line of a JSONL file."""
     from rich.console import Console

@@ -18,6 +18,7 @@ from promptless.cli.cmd_eval import eval_command
 from promptless.cli.cmd_inspect import inspect_command
 from promptless.cli.cmd_models import models_command
 from promptless.cli.cmd_run import run_command
+from promptless.cli.help import PlainCommand
 
 app = typer.Typer(
     name="promptless",
@@ -27,11 +28,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain help: typer's rich help renderer alone costs ~0.25 s of start-up
 )
-app.command("compile")(compile_command)
-app.command("eval")(eval_command)
-app.command("run")(run_command)
-app.command("inspect")(inspect_command)
-app.command("models")(models_command)
+app.command("compile", cls=PlainCommand, short_help="Compile a program on a data file and save it.")(compile_command)
+app.command("eval", cls=PlainCommand, short_help="Score a saved program on a data file, with a 95% CI.")(eval_command)
+app.command("run", cls=PlainCommand, short_help="Run a saved program on inputs.")(run_command)
+app.command("inspect", cls=PlainCommand, short_help="Show what a saved program holds and its exact prompt.")(
+    inspect_command
+)
+app.command("models", cls=PlainCommand, short_help="List the embedded models and their short names.")(models_command)
 
 
 def _version(value: bool) -> None:
