@@ -199,7 +199,7 @@ def compile_command(
     if report.stopped_by_budget:
         report.stopped_by_budget = cli_wording(report.stopped_by_budget)
     render_report(console, report, extra, metric=metric.value)
-    summary = _summary(report, train, val)
+    summary = _summary(report, extra, train, val)
     spec = ProgramSpec(program.value, task.signature, model, api_base, tools, metric.value, summary)
     save_program(compiled, output, spec)
     say(console, f"wrote {output}", "bold")
@@ -324,8 +324,10 @@ def _score_missing(
     return rows
 
 
-def _summary(report: CompileReport, train: list[Example], val: list[Example]) -> dict[str, Any]:
-    """What the artifact records about its compile, for ``promptless inspect``."""
+def _summary(
+    report: CompileReport, extra: list[CandidateScore], train: list[Example], val: list[Example]
+) -> dict[str, Any]:
+    """What the artifact records about its compile, for ``promptless inspect`` and ``eval --report``."""
     by_name = {c.name: c for c in report.candidates}
     baseline, chosen = by_name.get(report.baseline or "baseline"), by_name.get(report.chosen or "")
     return {
@@ -340,4 +342,35 @@ def _summary(report: CompileReport, train: list[Example], val: list[Example]) ->
         "train_examples": len(train),
         "val_examples": len(val),
         "stopped_by_budget": report.stopped_by_budget,
+        **_before_after(report, extra),
     }
+
+
+def _before_after(report: CompileReport, extra: list[CandidateScore]) -> dict[str, Any]:
+    """The uncompiled program's and the compiled one's scores on val (the best candidate's, if not kept)."""
+    rows = [c for c in [*report.candidates, *extra] if c.score is not None]
+    base = report.baseline or "baseline"
+
+    def bare(candidate: CandidateScore) -> str:
+        return candidate.name.removesuffix(" (scored after compile)")
+
+    before = next((c for c in rows if bare(c) == base), None)
+    others = [c for c in rows if c is not before]
+    chosen = report.chosen or "compiled"
+    kept = chosen != base
+    after = (
+        next((c for c in others if bare(c) == chosen), None)
+        if kept
+        else max(others, key=lambda c: c.score or 0.0, default=None)
+    )
+    if before is None:
+        return {}
+
+    def row(candidate: CandidateScore) -> dict[str, Any]:
+        out = {"name": bare(candidate), "score": candidate.score, "ci": list(candidate.ci or ()) or None}
+        out["n"] = candidate.n
+        if candidate.delta is not None:
+            out["delta"], out["delta_ci"] = candidate.delta, list(candidate.delta_ci or ()) or None
+        return out
+
+    return {"before": row(before), "after": {**row(after), "kept": kept} if after is not None else None}

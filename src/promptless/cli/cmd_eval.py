@@ -35,6 +35,13 @@ def eval_command(
     per_label: Annotated[
         bool, typer.Option("--per-label", help="Also score each gold label and show a confusion matrix.")
     ] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="Also write a report: .md, or .html (one file, no scripts) with the compile's before/after chart.",
+        ),
+    ] = None,
 ) -> None:
     """Evaluate a saved program on DATA."""
     from rich.console import Console
@@ -44,10 +51,13 @@ def eval_command(
     from promptless.cli.data import check_columns, read_records, to_examples
     from promptless.cli.metrics import build_metric
     from promptless.cli.programs import load_tools, task_fields
-    from promptless.cli.render import render_evaluation, render_per_label
+    from promptless.cli.render import render_evaluation, render_per_label, say
+    from promptless.cli.report import build_report, check_report_path, write_report
     from promptless.evaluate.evaluate import Evaluate
     from promptless.settings import context
 
+    if report is not None:
+        check_report_path(report)
     loaded = load_program(program_path, tools=(lambda: load_tools(tools)) if tools else None)
     inputs, outputs = task_fields(loaded.task)
     records = read_records(data)
@@ -63,3 +73,18 @@ def eval_command(
     render_evaluation(console, result, name=f"{program_path} on {data}", metric=name)
     if per_label:
         render_per_label(console, result, outputs[0])
+    if report is not None:
+        labels = per_label or is_label(loaded.task.output_fields[outputs[0]].annotation)
+        summary = loaded.spec.compile if loaded.spec else None
+        title = f"{program_path} on {data}"
+        write_report(
+            report, build_report(result, title=title, metric=name, field=outputs[0], labels=labels, summary=summary)
+        )
+        say(console, f"wrote {report}", "bold")
+
+
+def is_label(annotation: object) -> bool:
+    """An answer from a fixed set: a ``Literal[...]`` (typed from the data or by the signature) or a ``bool``."""
+    from typing import Literal, get_origin
+
+    return annotation is bool or get_origin(annotation) is Literal
