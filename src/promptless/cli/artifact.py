@@ -46,6 +46,7 @@ class ProgramSpec:
     tools: str | None = None
     metric: str | None = None
     compile: dict[str, Any] = field(default_factory=dict)  # a summary of the compile report
+    label_names: dict[str, str] = field(default_factory=dict)  # --label-names: code -> what it means
 
     def to_dict(self) -> dict[str, Any]:
         """The section as saved: an endpoint's credentials (``user:pw@``, ``?api-key=``) are masked."""
@@ -63,7 +64,9 @@ class ProgramSpec:
             raise CLIError(f"{path}: its '{CLI_KEY}' section names an unknown program {program!r}")
         known = {k: data[k] for k in ("lm", "api_base", "tools", "metric") if isinstance(data.get(k), str)}
         summary = data.get("compile") if isinstance(data.get("compile"), Mapping) else {}
-        return cls(program, data["signature"], compile=dict(summary), **known)
+        names = data.get("label_names") if isinstance(data.get("label_names"), Mapping) else {}
+        label_names = {str(k): str(v) for k, v in names.items()}
+        return cls(program, data["signature"], compile=dict(summary), label_names=label_names, **known)
 
 
 @dataclass

@@ -63,6 +63,13 @@ def compile_command(
     labels: Annotated[
         str | None, typer.Option(metavar="LABELS", help="The answer's values: a,b,c (default: from the data).")
     ] = None,
+    label_names: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAMES",
+            help="What each label means, for the prompt: CODE=name,... or a .json file (the answer stays the code).",
+        ),
+    ] = None,
     free_text: Annotated[bool, typer.Option("--free-text", help="Keep the answer free text.")] = False,
     budget: Annotated[
         int | None, typer.Option(min=1, metavar="N", help="At most this many LM calls (cache hits are free).")
@@ -106,7 +113,7 @@ def compile_command(
     from promptless.cli.errors import INTERRUPTED, RUNTIME, CLIError
     from promptless.cli.metrics import build_metric
     from promptless.cli.optimizers import OptimizerOptions, build_optimizer
-    from promptless.cli.outputs import free_text_warning, type_outputs
+    from promptless.cli.outputs import describe_labels, free_text_warning, type_outputs
     from promptless.cli.programs import build_program, load_tools, task_fields
     from promptless.cli.progress import CompileProgress
     from promptless.cli.render import cli_wording, render_report, say
@@ -133,6 +140,10 @@ def compile_command(
     records = read_records(data)
     check_columns("<stdin>" if str(data) == "-" else data, records, [*inputs, *outputs])
     task, typed = type_outputs(task, signature, records, outputs, labels=labels, free_text=free_text)
+    names: dict[str, str] = {}
+    if label_names is not None:
+        task, names, described = describe_labels(label_names, task, outputs[0])
+        typed.append(described)
     student = build_program(program, task, load_tools(tools) if tools else None)
     records, notes = deduplicate(records, inputs, outputs)
     train, val = split(to_examples(records, inputs, outputs), val_fraction, seed)
@@ -200,7 +211,7 @@ def compile_command(
         report.stopped_by_budget = cli_wording(report.stopped_by_budget)
     render_report(console, report, extra, metric=metric.value)
     summary = _summary(report, extra, train, val)
-    spec = ProgramSpec(program.value, task.signature, model, api_base, tools, metric.value, summary)
+    spec = ProgramSpec(program.value, task.signature, model, api_base, tools, metric.value, summary, names)
     save_program(compiled, output, spec)
     say(console, f"wrote {output}", "bold")
     if report.stopped_by_budget:

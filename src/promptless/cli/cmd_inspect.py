@@ -52,6 +52,9 @@ def inspect_command(
     kind = loaded.spec.program if loaded.spec else "predict (rebuilt from its one predictor)"
     say(console, f"{program_path}: {kind}, {loaded.task.signature}, LM {run_lm.model}", "bold")
     _compile_line(console, loaded)
+    if loaded.spec and loaded.spec.label_names:
+        names = ", ".join(f"{code} = {name}" for code, name in loaded.spec.label_names.items())
+        say(console, f"label names (--label-names, shown in the prompt): {names}")
     render_predictors(console, loaded.program)
     with context(lm=run_lm):
         for name, predictor in loaded.program.named_predictors():

@@ -58,6 +58,65 @@ def type_outputs(
     return task, lines
 
 
+def describe_labels(text: str, task: Signature, name: str) -> tuple[Signature, dict[str, str], str]:
+    """``--label-names``: readable descriptions of a label answer's codes, put in the field's ``desc``.
+
+    ``text`` is ``ABBR=abbreviation,NUM=number`` or a JSON file holding such an object. The
+    field spec at the top of the prompt then reads ``Answer: ABBR = abbreviation, NUM = number;
+    one of: ABBR, NUM``: the model sees what each code means, and still answers with the code.
+    """
+    from promptless.fieldtypes import literal_values
+
+    codes = literal_values(task.output_fields[name].annotation)
+    if codes is None:
+        raise CLIError(
+            f"--label-names: {name} is free text; label names describe the values of a label answer "
+            "(typed from the data, or named with --labels)"
+        )
+    names = _read_label_names(text)
+    known = {str(code): code for code in codes}
+    unknown = [code for code in names if code not in known]
+    if unknown:
+        raise CLIError(f"--label-names: {unknown} are not values of {name}; its values are {list(known)}")
+    described = ", ".join(f"{code} = {names[code]}" for code in known if code in names)
+    field = task.output_fields[name]
+    task = task.with_updated_fields(name, desc=f"{field.desc}; {described}" if field.desc else described)
+    missing = [code for code in known if code not in names]
+    rest = f"; no name for {', '.join(missing)}" if missing else ""
+    return (
+        task,
+        {c: names[c] for c in known if c in names},
+        f"{name}'s labels described: {described} (the answer stays the code{rest})",
+    )
+
+
+def _read_label_names(text: str) -> dict[str, str]:
+    """``A=alpha,B=beta``, or a ``.json`` file holding ``{"A": "alpha", ...}``; each name on one line."""
+    import json
+    from pathlib import Path
+
+    path = Path(text)
+    if path.suffix.lower() == ".json" or path.is_file():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise CLIError(f"--label-names {text}: cannot read it as a JSON object ({error})") from None
+        if not isinstance(data, dict) or not all(isinstance(v, (str, int, float)) for v in data.values()):
+            raise CLIError(f'--label-names {text}: expected a JSON object of code -> name, e.g. {{"NUM": "number"}}')
+        pairs = [(str(k), str(v)) for k, v in data.items()]
+    else:
+        pairs = []
+        for item in (part for part in text.split(",") if part.strip()):
+            code, sep, label = item.partition("=")
+            if not sep or not code.strip() or not label.strip():
+                raise CLIError(f"--label-names: {item.strip()!r} is not of the form CODE=name (e.g. NUM=number)")
+            pairs.append((code, label))
+    names = {code.strip(): " ".join(label.split()) for code, label in pairs}
+    if not names or not all(names.values()):
+        raise CLIError("--label-names: give at least one CODE=name, e.g. --label-names NUM=number,LOC=location")
+    return names
+
+
 def free_text_warning(task: Signature, field: str, metric: str) -> str | None:
     """A warning when exact match scores a free-text answer: it rarely matches word for word."""
     if metric != "exact" or task.output_fields[field].annotation is not str:
