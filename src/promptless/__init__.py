@@ -91,7 +91,7 @@ _LAZY: dict[str, str] = {
     "GEPA": "promptless.optimizers.reflective",
     "SIMBA": "promptless.optimizers.simba",
     "BootstrapFinetune": "promptless.optimizers.finetune",
-    "BetterTogether": "promptless.optimizers.finetune",
+    "BetterTogether": "promptless.optimizers.better_together",
     "Plan": "promptless.optimizers.plan",
     "Budget": "promptless.budget",
     "BudgetExhausted": "promptless.errors",
@@ -217,8 +217,9 @@ if TYPE_CHECKING:
         Optimizer,
         majority,
     )
+    from promptless.optimizers.better_together import BetterTogether
     from promptless.optimizers.copro import COPRO
-    from promptless.optimizers.finetune import BetterTogether, BootstrapFinetune
+    from promptless.optimizers.finetune import BootstrapFinetune
     from promptless.optimizers.mipro import MIPROv2
     from promptless.optimizers.plan import Plan
     from promptless.optimizers.reflective import GEPA

@@ -20,8 +20,8 @@ from promptless.finetune.base import FinetuneExtraMissing, TrainingUnsupported, 
 from promptless.finetune.dataset import ALL, by_task, completion_text, from_labels, from_traces, render_example
 from promptless.finetune.tokens import TokenizedExample, tokenize
 from promptless.optimizers.base import CompileReport, attach_report
+from promptless.optimizers.better_together import BetterTogether
 from promptless.optimizers.finetune import (
-    BetterTogether,
     BootstrapFinetune,
     TooFewTraces,
     _example_from_json,

@@ -1,10 +1,11 @@
 """Optimizers ("teleprompters"): compile a program against a metric."""
 
 from promptless.optimizers.base import CandidateScore, CompileReport, Optimizer
+from promptless.optimizers.better_together import BetterTogether
 from promptless.optimizers.bootstrap import BootstrapFewShot
 from promptless.optimizers.copro import COPRO
 from promptless.optimizers.ensemble import Ensemble, majority
-from promptless.optimizers.finetune import BetterTogether, BootstrapFinetune
+from promptless.optimizers.finetune import BootstrapFinetune
 from promptless.optimizers.knn import KNNFewShot
 from promptless.optimizers.labeled import LabeledFewShot
 from promptless.optimizers.mipro import MIPROv2

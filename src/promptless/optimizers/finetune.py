@@ -1,4 +1,4 @@
-"""BootstrapFinetune and BetterTogether: compile a program into LoRA weights of its embedded model.
+"""BootstrapFinetune: compile a program into LoRA weights of its embedded model (BetterTogether: better_together.py).
 
 BootstrapFinetune runs a teacher program (default: the student) over the trainset,
 keeps the traces whose final answer passes the metric, turns every step of them
@@ -23,23 +23,31 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
-from promptless.errors import PromptlessError, TooManyErrors, cannot_recover
+from promptless.errors import TooManyErrors, cannot_recover
 from promptless.finetune.artifact import WeightsRecord
 from promptless.finetune.base import BaseModel, require_extra, resolve_base
 from promptless.finetune.dataset import ALL, TrainingExample, by_task, from_labels, from_traces
 from promptless.finetune.export import write_lora_gguf
 from promptless.finetune.runtime import finetuned_lm
 from promptless.finetune.tokens import LlamaTokenizer, tokenize
-from promptless.finetune.train import TrainSettings, load_model, settings_dict, train
+from promptless.finetune.train import load_model, settings_dict, train
 from promptless.lm import Request, resolve_lm
 from promptless.module import Module
 from promptless.optimizers.base import CompileReport, Metric, Optimizer, attach_report, check_trainset, passes
-from promptless.optimizers.bootstrap import BootstrapFewShot
 from promptless.optimizers.checkpoint import Checkpoint, fingerprint
+from promptless.optimizers.finetune_settings import (
+    TRAIN_LAYERS_MEASURED,
+    TRAIN_TOKENS_PER_S,
+    FinetunePlan,
+    FinetuneSettings,
+    TaskTraining,
+    TooFewTraces,
+    check_settings,
+)
 from promptless.optimizers.plan import Plan, probe
 from promptless.optimizers.search import SearchRun, SearchSettings
 from promptless.primitives import Example
@@ -47,123 +55,6 @@ from promptless.settings import context, current, run_in_context
 from promptless.trace import track_usage
 
 log = logging.getLogger("promptless.optimizers")
-
-# Training throughput measured on the project's shared 2-core machine (bench/finetune.py, SmolLM2-135M, LoRA r=16
-# on the top 15 of 30 layers, float32, 1 torch thread): prompt + completion tokens per second, forward + backward.
-# plan() scales it by the share of layers trained: a step costs ~ forward (all layers) + 2 x forward (trained ones).
-TRAIN_TOKENS_PER_S = 150.0
-TRAIN_LAYERS_MEASURED = 0.5
-
-
-class TooFewTraces(PromptlessError, ValueError):
-    """Not enough teacher traces passed the metric to train on."""
-
-
-@dataclass(frozen=True)
-class FinetuneSettings:
-    """Everything BootstrapFinetune takes besides the metric; see the class docstring."""
-
-    epochs: int = 2
-    lr: float = 1e-3
-    lora_rank: int = 16
-    lora_alpha: float | None = None  # None: 2 x lora_rank
-    lora_layers: int | None = None  # LoRA on the top N decoder layers only (None: all)
-    batch_size: int = 8
-    max_steps: int | None = None
-    max_time_s: float | None = None
-    multitask: bool = True
-    metric_threshold: float | None = None
-    train_on_labels: bool = False
-    exclude_demos: bool = False
-    min_examples: int = 8
-    output_dir: str | os.PathLike[str] | None = None
-    checkpoint: str | os.PathLike[str] | None = None
-    num_threads: int | None = None  # teacher runs and evaluation
-    train_threads: int = 2
-    max_errors: int | None = None
-    teacher_settings: Mapping[str, Any] | None = None
-    seed: int = 0
-    display_progress: bool = False
-    fallback_to_baseline: bool = True
-    max_length: int = 2048
-
-    def train_settings(self) -> TrainSettings:
-        return TrainSettings(
-            epochs=self.epochs,
-            lr=self.lr,
-            lora_rank=self.lora_rank,
-            lora_alpha=float(self.lora_alpha if self.lora_alpha is not None else 2 * self.lora_rank),
-            batch_size=self.batch_size,
-            max_steps=self.max_steps,
-            max_time_s=self.max_time_s,
-            lora_layers=self.lora_layers,
-            seed=self.seed,
-            num_threads=self.train_threads,
-        )
-
-
-def _check(settings: FinetuneSettings) -> FinetuneSettings:
-    def positive(name: str, value: Any, optional: bool = False) -> None:
-        if optional and value is None:
-            return
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise ValueError(f"BootstrapFinetune({name}=) must be a positive number, got {value!r}")
-
-    for name in ("epochs", "lr", "lora_rank", "batch_size", "train_threads", "min_examples", "max_length"):
-        positive(name, getattr(settings, name))
-    for name in ("max_steps", "max_time_s", "lora_alpha", "num_threads", "lora_layers"):
-        positive(name, getattr(settings, name), optional=True)
-    for name in ("epochs", "lora_rank", "batch_size", "min_examples"):
-        if not isinstance(getattr(settings, name), int):
-            raise ValueError(f"BootstrapFinetune({name}=) must be an int, got {getattr(settings, name)!r}")
-    return settings
-
-
-@dataclass
-class TaskTraining:
-    """How training one adapter went (one per task: ``"*"`` when multitask, else a predictor name)."""
-
-    task: str
-    examples: int
-    steps: int
-    epochs_done: int
-    first_loss: float | None
-    last_loss: float | None
-    val_loss_before: float | None
-    val_loss_after: float | None
-    wall_time_s: float
-    train_tokens: int
-    stopped_by: str | None
-    resumed_epochs: int
-    weights: str  # the GGUF file
-    sha256: str
-
-
-@dataclass
-class FinetunePlan:
-    """The forecast of a BootstrapFinetune compile: teacher runs (LM calls) and training steps and time."""
-
-    bootstrap: Plan
-    train_examples: int
-    train_steps: int
-    train_tokens: int
-    train_time_s: float
-    note: str = ""
-
-    @property
-    def lm_calls(self) -> int:
-        return self.bootstrap.lm_calls
-
-    @property
-    def tokens(self) -> int:
-        return self.bootstrap.tokens
-
-    def summary(self) -> str:
-        return (
-            f"{self.bootstrap.summary()}\n   training: ~{self.train_examples} examples, {self.train_steps} steps, "
-            f"~{self.train_tokens} tokens, ~{self.train_time_s:.0f} s" + (f"; {self.note}" if self.note else "")
-        )
-
 
 class BootstrapFinetune(Optimizer):
     """Fine-tune the program's embedded model on its own passing traces (DSPy's BootstrapFinetune).
@@ -204,7 +95,7 @@ class BootstrapFinetune(Optimizer):
             raise TypeError(f"BootstrapFinetune() got unexpected keyword argument(s) {unknown}")
         self.metric = metric
         self.teacher = teacher
-        self.settings = _check(FinetuneSettings(**options))
+        self.settings = check_settings(FinetuneSettings(**options))
 
     # -- compile ----------------------------------------------------------------------------------
     def compile(
@@ -244,7 +135,7 @@ class BootstrapFinetune(Optimizer):
             display_progress=s.display_progress,
             seed=s.seed,
         )
-        run = SearchRun("BootstrapFinetune", student, self.metric or _always, valset, search, testset=testset)
+        run = SearchRun("BootstrapFinetune", student, self.metric or always_passes, valset, search, testset=testset)
         with run:
             run.score_baseline()
             program = self._finetune(student, teacher, examples, bases, valset, run.report)
@@ -366,7 +257,7 @@ class BootstrapFinetune(Optimizer):
         try:
             with context(**{**dict(self.settings.teacher_settings or {}), "trace": trace}):
                 prediction = own(**example.inputs())
-                metric = self.metric or _always
+                metric = self.metric or always_passes
                 ok = passes(metric, example, prediction, trace, self.settings.metric_threshold)
         except Exception as error:
             log.debug("bootstrap example %d raised %r", index, error)
@@ -476,97 +367,7 @@ class BootstrapFinetune(Optimizer):
         return FinetunePlan(bootstrap, n_train, steps, tokens, seconds + 20 * tasks, note)
 
 
-class BetterTogether(Optimizer):
-    """Alternate prompt and weight optimization (DSPy's BetterTogether): ``strategy="p -> w -> p"``.
-
-    ``p``: ``prompt_optimizer`` (default ``BootstrapFewShot(metric)``); ``w``: ``weight_optimizer``
-    (default ``BootstrapFinetune(metric)``). Each step compiles the previous step's program;
-    a ``w`` step learns from the traces of the program the previous step produced. With a
-    ``valset`` every step's program is scored and the best is kept only if significantly better
-    than the uncompiled one.
-    """
-
-    def __init__(
-        self,
-        metric: Metric,
-        *,
-        prompt_optimizer: Optimizer | None = None,
-        weight_optimizer: Optimizer | None = None,
-        strategy: str = "p -> w -> p",
-        seed: int = 0,
-        num_threads: int | None = None,
-        fallback_to_baseline: bool = True,
-    ) -> None:
-        steps = [part.strip() for part in strategy.split("->")]
-        if not steps or any(step not in ("p", "w") for step in steps):
-            raise ValueError(f"BetterTogether(strategy=) must be steps 'p' and 'w' joined by '->', got {strategy!r}")
-        self.metric = metric
-        if prompt_optimizer is None:
-            prompt_optimizer = BootstrapFewShot(metric, seed=seed)
-        self.prompt_optimizer = prompt_optimizer
-        if weight_optimizer is None:
-            weight_optimizer = BootstrapFinetune(metric, seed=seed)
-        self.weight_optimizer = weight_optimizer
-        self.steps = steps
-        self.strategy = " -> ".join(steps)
-        self.seed, self.num_threads, self.fallback_to_baseline = seed, num_threads, fallback_to_baseline
-
-    def compile(
-        self,
-        student: Module,
-        *,
-        trainset: Sequence[Example],
-        valset: Sequence[Example] | None = None,
-        teacher: Module | None = None,
-        testset: Sequence[Example] | None = None,
-    ) -> Module:
-        examples = check_trainset(trainset)
-        if valset is None:
-            started = time.perf_counter()
-            report = CompileReport("BetterTogether")
-            with track_usage() as usage:
-                program = self._steps(student, examples, teacher, report, None)
-            report.notes.append("no valset given: the result was not compared with the uncompiled program")
-            report.record_usage(usage, started)
-            return attach_report(program, report)
-        search = SearchSettings(
-            num_threads=self.num_threads, fallback_to_baseline=self.fallback_to_baseline, seed=self.seed
-        )
-        run = SearchRun("BetterTogether", student, self.metric, valset, search, testset=testset)
-        with run:
-            run.score_baseline()
-            self._steps(student, examples, teacher, run.report, run)
-        return run.finish()
-
-    def _steps(
-        self,
-        student: Module,
-        examples: list[Example],
-        teacher: Module | None,
-        report: CompileReport,
-        run: SearchRun | None,
-    ) -> Module:
-        program = student
-        done: list[str] = []
-        for step in self.steps:
-            done.append(step)
-            if step == "p":
-                program = self.prompt_optimizer.compile(program, trainset=examples)
-            else:
-                program = self.weight_optimizer.compile(
-                    program, trainset=examples, teacher=teacher if len(done) == 1 else None
-                )
-            inner = getattr(program, "compile_report", None)
-            if inner is not None:
-                report.notes.extend(f"[{' -> '.join(done)}] {note}" for note in inner.notes)
-                report.lm_calls += inner.lm_calls
-            if run is not None:
-                run.score(" -> ".join(done), program)
-        return program
-
-
-# -- helpers --------------------------------------------------------------------------------------
-def _always(example: Any, prediction: Any, trace: Any = None) -> bool:
+def always_passes(example: Any, prediction: Any, trace: Any = None) -> bool:
     return True
 
 
@@ -637,4 +438,4 @@ class _progress:  # noqa: N801 - used as a context manager factory
             self._bar.__exit__(*exc)
 
 
-__all__ = ["BetterTogether", "BootstrapFinetune", "FinetunePlan", "FinetuneSettings", "TooFewTraces"]
+__all__ = ["BootstrapFinetune", "FinetunePlan", "FinetuneSettings", "TooFewTraces", "always_passes"]
