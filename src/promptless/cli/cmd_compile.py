@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from promptless.cli.errors import classify, reports_errors, usage_errors
-from promptless.cli.help import choices
+from promptless.cli.help import ApiBaseOption, choices
 from promptless.cli.metrics import MetricKind
 from promptless.cli.optimizers import OptimizerKind
 from promptless.cli.programs import ProgramKind
@@ -56,9 +56,7 @@ def compile_command(
     lm: Annotated[
         str, typer.Option(metavar="MODEL", help="The model: local/<name>, or openai/<name> with --api-base.")
     ] = DEFAULT_LM,
-    api_base: Annotated[
-        str | None, typer.Option(metavar="URL", help="Base URL of an OpenAI-compatible server.")
-    ] = None,
+    api_base: ApiBaseOption = None,
     instructions: Annotated[str | None, typer.Option(metavar="TEXT", help="The task in words, for the model.")] = None,
     labels: Annotated[
         str | None, typer.Option(metavar="LABELS", help="The answer's values: a,b,c (default: from the data).")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from promptless.cli.errors import reports_errors
-from promptless.cli.help import choices
+from promptless.cli.help import ApiBaseOption, ToolsOption, choices
 from promptless.cli.metrics import MetricKind
 
 
@@ -25,12 +25,8 @@ def eval_command(
     lm: Annotated[
         str | None, typer.Option(metavar="MODEL", help="Run on this model instead of the artifact's.")
     ] = None,
-    api_base: Annotated[
-        str | None, typer.Option(metavar="URL", help="Base URL of an OpenAI-compatible server.")
-    ] = None,
-    tools: Annotated[
-        str | None, typer.Option(metavar="TOOLS", help="A ReAct program's tools: module:function[,...].")
-    ] = None,
+    api_base: ApiBaseOption = None,
+    tools: ToolsOption = None,
     threads: Annotated[int | None, typer.Option(min=1, metavar="N", help="Examples run in parallel.")] = None,
     per_label: Annotated[
         bool, typer.Option("--per-label", help="Also score each gold label and show a confusion matrix.")

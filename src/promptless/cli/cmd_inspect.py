@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from promptless.cli.errors import reports_errors
+from promptless.cli.help import ApiBaseOption, ToolsOption
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -27,12 +28,8 @@ def inspect_command(
     lm: Annotated[
         str | None, typer.Option(metavar="MODEL", help="Show the prompt for this model instead of the artifact's.")
     ] = None,
-    api_base: Annotated[
-        str | None, typer.Option(metavar="URL", help="Base URL of an OpenAI-compatible server.")
-    ] = None,
-    tools: Annotated[
-        str | None, typer.Option(metavar="TOOLS", help="A ReAct program's tools: module:function[,...].")
-    ] = None,
+    api_base: ApiBaseOption = None,
+    tools: ToolsOption = None,
 ) -> None:
     """Show what a saved program holds and the exact prompt it sends; no LM is called."""
     from rich.console import Console

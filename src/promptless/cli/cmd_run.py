@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TextIO
 import typer
 
 from promptless.cli.errors import RUNTIME, CLIError, reports_errors
+from promptless.cli.help import ApiBaseOption, ToolsOption
 from promptless.errors import cannot_recover
 from promptless.redact import printable, redact
 
@@ -40,12 +41,8 @@ def run_command(
     lm: Annotated[
         str | None, typer.Option(metavar="MODEL", help="Run on this model instead of the artifact's.")
     ] = None,
-    api_base: Annotated[
-        str | None, typer.Option(metavar="URL", help="Base URL of an OpenAI-compatible server.")
-    ] = None,
-    tools: Annotated[
-        str | None, typer.Option(metavar="TOOLS", help="A ReAct program's tools: module:function[,...].")
-    ] = None,
+    api_base: ApiBaseOption = None,
+    tools: ToolsOption = None,
 ) -> None:
     """Run a saved program on one input, or on every line of a JSONL file."""
     from rich.console import Console

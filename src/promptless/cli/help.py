@@ -10,8 +10,9 @@ shows an argument by its metavar alone (``DATA``, ``PROGRAM``), in the usage lin
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 import typer.core
 
 
@@ -51,3 +52,10 @@ class PlainCommand(typer.core.TyperCommand):
 
 def _argument_name(param: Any) -> str:
     return param.metavar or (param.name or "").upper()
+
+
+# Options several commands share, declared once.
+ApiBaseOption = Annotated[str | None, typer.Option(metavar="URL", help="Base URL of an OpenAI-compatible server.")]
+ToolsOption = Annotated[
+    str | None, typer.Option(metavar="TOOLS", help="A ReAct program's tools: module:function[,...].")
+]
