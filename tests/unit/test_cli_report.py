@@ -7,28 +7,12 @@ import re
 import xml.etree.ElementTree as ET
 
 import pytest
-from typer.testing import CliRunner
 
 import promptless as pl
-from promptless.cli import common, main
 from promptless.cli.errors import USAGE
 from promptless.cli.report import Report
 from promptless.testing import ScriptedLM
 from tests.unit.test_cli import SIGNATURE, one_error, reply, write_qa
-
-
-@pytest.fixture
-def cli(monkeypatch, tmp_path):
-    """``cli(*args, lm=...)`` runs the promptless app in tmp_path on that ScriptedLM (test_cli.py's fixture)."""
-    monkeypatch.chdir(tmp_path)
-    current = {}
-    monkeypatch.setattr(common, "make_lm", lambda model, *, api_base=None: current["lm"])
-
-    def invoke(*args, lm):
-        current["lm"] = lm
-        return CliRunner(env={"COLUMNS": "200"}).invoke(main.app, [str(a) for a in args])
-
-    return invoke
 
 
 def parity(request) -> dict:

@@ -12,28 +12,11 @@ import re
 import shlex
 
 import pytest
-from typer.testing import CliRunner
 
-from promptless.cli import common, main
 from promptless.cli.errors import INTERRUPTED, USAGE
 from promptless.lm.cache import Cache
 from promptless.testing import ScriptedLM
 from tests.unit.test_cli import SIGNATURE, one_error, reply, write_qa
-
-
-@pytest.fixture
-def cli(monkeypatch, tmp_path):
-    """``cli(*args, lm=...)`` runs the promptless app in tmp_path on that ScriptedLM (test_cli.py's fixture)."""
-    monkeypatch.chdir(tmp_path)
-    current = {}
-    monkeypatch.setattr(common, "make_lm", lambda model, *, api_base=None: current["lm"])
-
-    def invoke(*args, lm):
-        current["lm"] = lm
-        return CliRunner(env={"COLUMNS": "200"}).invoke(main.app, [str(a) for a in args])
-
-    return invoke
-
 
 COMPILE = ("compile", "qa.jsonl", "-s", SIGNATURE, "-o", "p.json", "--threads", 1)
 
