@@ -16,7 +16,7 @@ from typing import Any
 from promptless.lm.base import LM, ModelType, Request, Response, Usage
 from promptless.lm.errors import LMError
 
-Reply = str | dict[str, Any] | LMError
+Reply = str | dict[str, Any] | LMError | list[float]  # a list answers a request with choices
 Script = Iterable[Reply] | Callable[[Request], Reply]
 
 
@@ -43,6 +43,18 @@ class ScriptedBackend:
             texts.append(render_reply(reply, request))
         words = len(request.text.split())
         return Response(texts, Usage(words, sum(len(t.split()) for t in texts), 0, 1), ["stop"] * len(texts))
+
+    def score_choices(self, request: Request) -> Response:
+        """A reply to a ``Request.choices`` call: a list of log-probabilities, one per choice, in order."""
+        reply = self._next(request)
+        if isinstance(reply, LMError):
+            raise reply
+        choices = list(request.choices or ())
+        if not isinstance(reply, (list, tuple)) or len(reply) != len(choices):
+            raise AssertionError(f"a scored request needs {len(choices)} log-probabilities as its reply, got {reply!r}")
+        scores = [float(x) for x in reply]
+        best = max(range(len(scores)), key=scores.__getitem__)
+        return Response([choices[best]], Usage(len(request.text.split()), 0, 0, 1), ["stop"], logprobs=scores)
 
     def stream(self, request: Request) -> Generator[str, None, Response]:
         """The reply in pieces of ``chunk_size`` characters, to exercise streaming code."""
@@ -81,7 +93,8 @@ class ScriptedLM(LM):
     """An LM that replies from ``script``: a list of replies, or a function of the Request.
 
     A reply is raw text, a dict of output fields (rendered for the adapter in use),
-    or an ``LMError`` instance to raise. ``requests`` records every request seen.
+    an ``LMError`` instance to raise, or, for a request with ``choices``, a list of
+    log-probabilities, one per choice. ``requests`` records every request seen.
     """
 
     def __init__(

@@ -27,6 +27,9 @@ class Request:
     ``response_format``); ``grammar`` is a GBNF grammar for backends that take one
     (llama.cpp), used in preference to the schema. ``rollout_id`` only changes the
     cache key, so a resample at temperature > 0 is not answered from the cache.
+    ``choices``: instead of generating, score each of these continuations of the prompt
+    (their summed token log-probabilities come back as ``Response.logprobs``); only
+    backends that implement ``score_choices`` take such a request.
     """
 
     messages: tuple[dict[str, str], ...] | None = None
@@ -39,16 +42,25 @@ class Request:
     schema: dict[str, Any] | None = None
     grammar: str | None = None
     rollout_id: int | None = None
+    choices: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if (self.messages is None) == (self.prompt is None):
             raise ValueError("Request needs exactly one of `messages` or `prompt`")
         if self.n < 1:
             raise ValueError(f"Request.n must be >= 1, got {self.n!r}")
+        if self.choices is not None and (len(self.choices) < 1 or not all(isinstance(c, str) for c in self.choices)):
+            raise ValueError(f"Request.choices must be a non-empty tuple of strings, got {self.choices!r}")
 
     def cache_key(self, model_id: str) -> str:
-        """Stable digest of everything that changes the answer (never secrets)."""
-        payload = json.dumps([model_id, vars(self)], sort_keys=True, default=str)
+        """Stable digest of everything that changes the answer (never secrets).
+
+        A request without ``choices`` keys as it did before the field existed, so caches stay valid.
+        """
+        state = vars(self)
+        if self.choices is None:
+            state = {k: v for k, v in state.items() if k != "choices"}
+        payload = json.dumps([model_id, state], sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()
 
     @property
@@ -86,7 +98,9 @@ class Response:
     """What came back: one text per requested completion, plus accounting.
 
     ``history`` is the entry the LM recorded for this call (Predict annotates it with
-    what it parsed); it is never cached, compared or serialized.
+    what it parsed); it is never cached, compared or serialized. ``logprobs`` answers a
+    request with ``choices``: one summed log-probability per choice, in its order (the
+    ``texts`` then hold the likeliest choice).
     """
 
     texts: list[str]
@@ -95,6 +109,7 @@ class Response:
     latency_s: float = 0.0
     model: str = ""
     cached: bool = False
+    logprobs: list[float] | None = None
     history: HistoryEntry | None = field(default=None, repr=False, compare=False)
 
     @property

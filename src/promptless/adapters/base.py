@@ -70,6 +70,30 @@ class Adapter:
         """What reads this adapter's output field by field while it streams: a JSON object, by default."""
         return FieldTracker(signature, lines=False)
 
+    def choice_texts(self, signature: Signature) -> list[tuple[str, Any]] | None:
+        """For a signature whose one output has a finite set of values: each value and the exact reply
+        text that gives it, so a backend can score the replies instead of sampling one. Else None."""
+        values = finite_values(signature)
+        if values is None:
+            return None
+        (name,) = signature.output_fields
+        return [(self.reply_text(signature, {name: value}), value) for value in values]
+
+    def reply_text(self, signature: Signature, outputs: Mapping[str, Any]) -> str:
+        """The reply, exactly as this adapter expects the model to write it, for these output values."""
+        raise NotImplementedError
+
+
+def finite_values(signature: Signature) -> tuple[Any, ...] | None:
+    """The allowed values of the signature's only output (a Literal, Enum or bool), or None."""
+    if len(signature.output_fields) != 1:
+        return None
+    (field,) = signature.output_fields.values()
+    if field.annotation is bool:
+        return (True, False)
+    values = literal_values(field.annotation)
+    return values if values and len(values) > 1 else None
+
 
 def field_hint(field: Field) -> str:
     """A short description of what a field holds, for the field spec at the top of a prompt."""

@@ -37,6 +37,9 @@ class ChatAdapter(Adapter):
         answer = {n: to_jsonable(values[n], field=n) for n in signature.output_fields if n in values}
         return json.dumps(answer, ensure_ascii=False, separators=(",", ":"))
 
+    def reply_text(self, signature: Signature, outputs: Mapping[str, Any]) -> str:
+        return self.assistant_message(signature, outputs)
+
     def format(
         self, signature: Signature, demos: list[Mapping[str, Any]], inputs: Mapping[str, Any], **sampling: Any
     ) -> Request:

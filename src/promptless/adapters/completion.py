@@ -16,6 +16,7 @@ from promptless.adapters.base import Adapter, demo_is_usable, field_hint, histor
 from promptless.adapters.parsing import parse_lines
 from promptless.adapters.schema import output_line_grammar
 from promptless.adapters.tracker import FieldTracker
+from promptless.adapters.values import render_value
 from promptless.signature import Field, Signature
 from promptless.types import Request
 
@@ -55,6 +56,15 @@ class CompletionAdapter(Adapter):
         own = sampling.pop("stop", None) or ()  # a predictor's own stop strings add to the adapter's
         stop = (*stop, *((own,) if isinstance(own, str) else own))
         return Request(prompt=SEPARATOR.join(blocks), grammar=grammar, stop=stop, **sampling)
+
+    def reply_text(self, signature: Signature, outputs: Mapping[str, Any]) -> str:
+        """The continuation after the prompt's last ``Label:``: the value, then the line's end."""
+        fields = list(signature.output_fields.items())
+        first, rest = fields[0], dict(fields[1:])
+        lines = [f" {render_value(outputs[first[0]], field=first[0])}"] if first[0] in outputs else []
+        if rest:
+            lines.append(render_fields(rest, outputs))
+        return "\n".join(lines) + "\n"
 
     def turn_blocks(self, signature: Signature, turns: list[Mapping[str, Any]]) -> list[str]:
         """Earlier turns as ``Label: value`` blocks, like demos (a turn with no field of the signature is left out)."""

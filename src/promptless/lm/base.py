@@ -23,7 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from promptless.callbacks import with_callbacks
-from promptless.errors import LMError
+from promptless.errors import LMBadRequest, LMError
 from promptless.lm.cache import Cache
 from promptless.lm.forward import ForwardBackend
 from promptless.lm.llama import LlamaBackend
@@ -34,7 +34,8 @@ from promptless.redact import redact, redact_url
 from promptless.settings import current
 from promptless.types import HistoryEntry, ModelType, Request, Response, Usage
 
-__all__ = ["LM", "AsyncBackend", "Backend", "HistoryEntry", "ModelType", "Request", "Response", "StreamingBackend"]
+__all__ = ["LM", "AsyncBackend", "Backend", "ChoiceScoringBackend", "HistoryEntry", "ModelType", "Request", "Response"]
+__all__ += ["StreamingBackend"]
 __all__ += ["BaseLM", "Usage", "history_entry"]
 
 log = logging.getLogger("promptless.lm")
@@ -54,6 +55,13 @@ class StreamingBackend(Backend, Protocol):
     """A backend that yields text pieces as they are decoded and returns the whole Response."""
 
     def stream(self, request: Request) -> Generator[str, None, Response]: ...
+
+
+@runtime_checkable
+class ChoiceScoringBackend(Backend, Protocol):
+    """A backend that can score given continuations of a prompt (``Request.choices``) by their log-probability."""
+
+    def score_choices(self, request: Request) -> Response: ...
 
 
 @runtime_checkable
@@ -213,10 +221,11 @@ class LM:
         key, response = self._lookup(request)
         if response is None:
             budget = _charge_budget()
+            call = self._scorer() if request.choices is not None else self.backend.complete
             for attempt in itertools.count():
                 started = time.perf_counter()
                 try:
-                    response = self.backend.complete(request)
+                    response = call(request)
                     break
                 except LMError as error:
                     self.backoff.sleep(self._retry_delay(error, attempt))
@@ -230,9 +239,13 @@ class LM:
         if response is None:
             budget = _charge_budget()
             backend = self.backend
-            call: Callable[[Request], Awaitable[Response]] = (
-                backend.acomplete if isinstance(backend, AsyncBackend) else _in_thread(backend.complete)
-            )
+            call: Callable[[Request], Awaitable[Response]]
+            if request.choices is not None:
+                call = _in_thread(self._scorer())
+            elif isinstance(backend, AsyncBackend):
+                call = backend.acomplete
+            else:
+                call = _in_thread(backend.complete)
             for attempt in itertools.count():
                 started = time.perf_counter()
                 try:
@@ -253,6 +266,8 @@ class LM:
         """
         if request.n != 1:
             raise ValueError(f"streaming needs n=1, got n={request.n}")
+        if request.choices is not None:
+            raise ValueError("a request with choices is scored, not streamed; call the LM instead")
         key, response = self._lookup(request)
         if response is not None:
             yield response.text
@@ -282,6 +297,20 @@ class LM:
                 self.backoff.sleep(self._retry_delay(error, attempt))
         response = self._store(key, response, started, budget)
         return self._record(request, response)
+
+    @property
+    def scores_choices(self) -> bool:
+        """Whether this LM can score ``Request.choices`` (the embedded backend can; HTTP servers cannot yet)."""
+        return isinstance(self.backend, ChoiceScoringBackend)
+
+    def _scorer(self) -> Callable[[Request], Response]:
+        backend = self.backend
+        if not isinstance(backend, ChoiceScoringBackend):
+            raise LMBadRequest(
+                f"{self.model}: this backend cannot score choices by log-probability (Request.choices); "
+                "the embedded models can, or decode the label greedily instead"
+            )
+        return backend.score_choices
 
     def forget(self, request: Request) -> None:
         """Drop ``request``'s cached answer: a reply no adapter could read must not be replayed from the cache."""

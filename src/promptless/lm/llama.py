@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from promptless.errors import LMBadRequest, LMContextOverflow, ModelNotInstalled
 from promptless.lm import llama_log
+from promptless.lm.llama_choices import score_continuations
 from promptless.lm.models import get_model_info, model_path
 from promptless.lm.prefix_tokens import PrefixTokens
 from promptless.types import Request, Response, Usage
@@ -162,6 +163,36 @@ class LlamaBackend:
                 used = out.get("usage", {})
                 usage = usage + Usage(used.get("prompt_tokens", 0), used.get("completion_tokens", 0), out["_cached"], 1)
         return Response(texts, usage, reasons, time.perf_counter() - started, f"local/{self.name}")
+
+    def score_choices(self, request: Request) -> Response:
+        """Log-probability of each of ``request.choices`` as the continuation of the prompt (no sampling)."""
+        loaded = self._loaded()
+        return loaded.run(self._score_choices, loaded, request)
+
+    def _score_choices(self, loaded: Loaded, request: Request) -> Response:
+        choices = list(request.choices or ())
+        llm = loaded.llm
+        started = time.perf_counter()
+        with loaded.lock:
+            prompt = request.prompt if request.prompt is not None else self._chat_prompt(llm, request)
+            tokens = loaded.tokens(prompt)
+            options = [llm.tokenize(c.encode(), add_bos=False, special=True) for c in choices]
+            empty = [c for c, ids in zip(choices, options, strict=True) if not ids]
+            if empty:
+                raise LMBadRequest(f"choices {empty!r} have no tokens to score")
+            longest = len(tokens) + max(len(ids) for ids in options)
+            if longest > llm.n_ctx():
+                raise LMContextOverflow(
+                    f"prompt of {len(tokens)} tokens + the longest choice does not fit local/{self.name}'s "
+                    f"context of {llm.n_ctx()} tokens; shorten the inputs or demos"
+                )
+            cached = llm.longest_token_prefix(llm.input_ids[: llm.n_tokens], tokens)
+            scores = score_continuations(llm, tokens, options)
+        best = max(range(len(choices)), key=scores.__getitem__)
+        usage = Usage(len(tokens), sum(len(ids) for ids in options), cached, 1)
+        return Response(
+            [choices[best]], usage, ["stop"], time.perf_counter() - started, f"local/{self.name}", logprobs=scores
+        )
 
     def _grammar_for(self, request: Request) -> Any:
         try:

@@ -17,6 +17,7 @@ from promptless.finetune.artifact import WeightsRecord
 from promptless.finetune.runtime import finetuned_lm
 from promptless.lm import LM, resolve_lm
 from promptless.module import Module, Parameter
+from promptless.modules.label_choice import LabelChoice
 from promptless.primitives import Example, Prediction
 from promptless.redact import redact_url
 from promptless.settings import current
@@ -54,10 +55,12 @@ class Predict(Module, Parameter):
         self.adapter = adapter
         self.config = _checked_config(config)
         self.demos: list[Example] = []
+        self.choice: LabelChoice | None = None  # pick a finite output by likelihood (optimizers set it)
 
     def reset(self) -> None:
-        """Forget what was learned (the demos). Unlike DSPy's, the LM given to this predictor stays: it is a device."""
+        """Forget what was learned (demos, label choice). Unlike DSPy's, the LM given to this predictor stays."""
         self.demos = []
+        self.choice = None
 
     # -- calling -------------------------------------------------------------------------------
     def forward(self, *args: Any, **kwargs: Any) -> Prediction:
@@ -66,6 +69,10 @@ class Predict(Module, Parameter):
         demos = kwargs.get("demos", self.demos)
         lm, adapter, inputs, request = self._prepare(kwargs)
         sink = current().stream_sink
+        choice = self._choice_request(lm, adapter, request) if self.choice is not None and sink is None else None
+        if choice is not None:
+            scored, values = choice
+            return self._chosen(lm(scored), scored, adapter, values, demos, inputs)
         streamed = sink is not None and request.n == 1
         response = self._streamed(lm, adapter, request, sink) if streamed else lm(request)
         completions, errors = [], []
@@ -84,6 +91,10 @@ class Predict(Module, Parameter):
             raise _positional(self, args)
         demos = kwargs.get("demos", self.demos)
         lm, adapter, inputs, request = self._prepare(kwargs)
+        choice = self._choice_request(lm, adapter, request) if self.choice is not None else None
+        if choice is not None:
+            scored, values = choice
+            return self._chosen(await lm.acomplete(scored), scored, adapter, values, demos, inputs)
         response = await lm.acomplete(request)
         completions, errors = [], []
         for text in response.texts:
@@ -99,6 +110,51 @@ class Predict(Module, Parameter):
         if not completions:
             lm.forget(request)
         return self._finish(response, demos, inputs, completions, errors)
+
+    # -- choosing a label by likelihood (self.choice) ----------------------------------------------
+    def _choice_request(self, lm: LM, adapter: Adapter, request: Request) -> tuple[Request, list[Any]] | None:
+        """The scoring request for this call, or None when it must be decoded as usual.
+
+        Sampling (temperature > 0, n > 1: a bootstrap's resampling rounds) and LMs that cannot
+        score choices decode as usual; so does a signature without a finite output.
+        """
+        if request.n != 1 or request.temperature > 0 or not lm.scores_choices:
+            return None
+        options = adapter.choice_texts(self.signature)
+        if options is None:
+            return None
+        texts = tuple(text for text, _ in options)
+        scored = dataclasses.replace(request, choices=texts, grammar=None, schema=None, stop=())
+        return scored, [value for _, value in options]
+
+    def _chosen(
+        self,
+        response: Response,
+        scored: Request,
+        adapter: Adapter,
+        values: list[Any],
+        demos: Sequence[Any],
+        inputs: dict[str, Any],
+    ) -> Prediction:
+        """The Prediction for the chosen value: its reply text parsed as any reply is, so types come out the same."""
+        assert self.choice is not None and response.logprobs is not None and scored.choices is not None
+        index = self.choice.pick(values, response.logprobs)
+        completion = observed_parse(adapter, self.signature, scored.choices[index])
+        return self._finish(response, demos, inputs, [completion], [])
+
+    def label_scores(self, **kwargs: Any) -> tuple[list[Any], list[float]] | None:
+        """The allowed values and their log-probabilities for these inputs, or None if they cannot be scored.
+
+        What calibration measures the model's prior with (the call goes through the LM's cache).
+        """
+        lm, adapter, _, request = self._prepare(kwargs)
+        choice = self._choice_request(lm, adapter, dataclasses.replace(request, temperature=0.0, n=1))
+        if choice is None:
+            return None
+        scored, values = choice
+        response = lm(scored)
+        assert response.logprobs is not None
+        return values, list(response.logprobs)
 
     def _parsed(self, adapter: Adapter, request: Request, text: str) -> Generator[Request, str, dict[str, Any]]:
         """Parse ``text``; on a ParseError yield a retry request and be sent its answer, up to the retries allowed.
@@ -203,6 +259,7 @@ class Predict(Module, Parameter):
             "lm": self.lm.settings() if self.lm is not None else self.saved_lm,
             "config": to_jsonable(self.config, field="config"),
             **({"weights": self.weights.to_state(artifact_dir or Path.cwd())} if self.weights is not None else {}),
+            **({"choice": self.choice.to_state()} if self.choice is not None else {}),
         }
 
     def load_predictor_state(
@@ -250,8 +307,10 @@ class Predict(Module, Parameter):
                 demos = [{**d, history: History.coerce(d[history])} if d.get(history) is not None else d for d in demos]
             except TypeError as error:
                 raise ArtifactError(f"predictor {name!r}: a demo's {history!r}: {error}") from None
+        choice = LabelChoice.from_state(state["choice"], name=name) if state.get("choice") is not None else None
         self.signature = signature
         self.demos = [Example(dict(d)) for d in demos]
+        self.choice = choice
         self.config = _file_config(config, name)
         weights = None
         if state.get("weights") is not None:
