@@ -264,9 +264,8 @@ def test_judge_is_compilable_bootstrap_puts_demos_on_its_predictor(tmp_path):
     )
     assert [name for name, _ in compiled.named_predictors()] == ["predict"]
     assert student.predict.demos == []
-    assert [d.toDict() for d in compiled.predict.demos] == [
+    assert [d.toDict() for d in compiled.predict.demos] == [  # balanced over the verdicts, interleaved
         {"question": "q0", "gold_answer": "a0", "predicted_answer": "a0", "verdict": "correct", "feedback": "a0 vs a0"},
-        {"question": "q2", "gold_answer": "a2", "predicted_answer": "a2", "verdict": "correct", "feedback": "a2 vs a2"},
         {
             "question": "q3",
             "gold_answer": "a3",
@@ -274,6 +273,7 @@ def test_judge_is_compilable_bootstrap_puts_demos_on_its_predictor(tmp_path):
             "verdict": "incorrect",
             "feedback": "a4 vs a3",
         },
+        {"question": "q2", "gold_answer": "a2", "predicted_answer": "a2", "verdict": "correct", "feedback": "a2 vs a2"},
     ]
     before = len(lm.requests)
     example = pl.Example(question="q9", answer="a9").with_inputs("question")

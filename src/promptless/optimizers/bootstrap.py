@@ -2,8 +2,14 @@
 
 Only the final output needs a label: a trace that passes gives every predictor
 it went through one demo of its own inputs and outputs, however deeply nested.
-Examples are run in parallel threads, in fixed-size waves, and the demos are
-taken in trainset order, so the result does not depend on thread timing.
+Examples are run in parallel threads, in fixed-size waves, and the pool of
+passing traces is kept in trainset order, so the result does not depend on thread timing.
+
+Which demos of that pool a predictor gets (``demo_selection``): by default they are
+balanced over its output's labels and interleaved by label (promptless.optimizers.
+demo_selection explains why); for that the teacher keeps running past the first
+``max_bootstrapped_demos`` passes until the pool shows enough labels (at most
+``POOL_FACTOR`` times as many passes). ``"first"`` is DSPy's rule: the first passing traces.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Any
 from promptless.callbacks import callback_scope
 from promptless.errors import MetricError, TooManyErrors, cannot_recover
 from promptless.module import Module
+from promptless.optimizers import demo_selection as selection
 from promptless.optimizers.base import (
     CompileReport,
     Metric,
@@ -38,6 +45,7 @@ from promptless.settings import context, current, run_in_context
 from promptless.trace import track_usage
 
 log = logging.getLogger("promptless.optimizers")
+POOL_FACTOR = 3  # with balanced selection, the teacher stops after at most this many times the demos asked for
 
 
 @dataclass
@@ -78,9 +86,13 @@ class BootstrapFewShot(Optimizer):
         seed: int = 0,
         fallback_to_baseline: bool = True,
         checkpoint: str | os.PathLike[str] | None = None,
+        demo_selection: str = "balanced",
     ) -> None:
         if not callable(metric):
             raise TypeError(f"BootstrapFewShot(metric=) must be callable, got {metric!r}")
+        if demo_selection not in _selections():
+            raise ValueError(f"BootstrapFewShot(demo_selection=) is one of {_selections()}, got {demo_selection!r}")
+        self.demo_selection = demo_selection
         self.metric = metric
         self.metric_threshold = metric_threshold
         self.teacher_settings = dict(teacher_settings or {})
@@ -143,7 +155,7 @@ class BootstrapFewShot(Optimizer):
         )
         identity = {  # what must match for a checkpoint to be resumed (SearchRun adds student, valset, seed)
             "settings": [self.metric, self.metric_threshold, self.teacher_settings, self.max_bootstrapped_demos,
-                         self.max_labeled_demos, self.max_rounds],
+                         self.max_labeled_demos, self.max_rounds, self.demo_selection],
             "trainset": [ex.toDict() for ex in examples],
             "teacher": teacher.dump_state(),
         }
@@ -179,7 +191,8 @@ class BootstrapFewShot(Optimizer):
         """A private copy; an uncompiled teacher first gets labelled demos, as in DSPy."""
         teacher = teacher.deepcopy()
         if self.max_labeled_demos and not any(p.demos for p in teacher.predictors()):
-            teacher = LabeledFewShot(k=self.max_labeled_demos, seed=self.seed).compile(teacher, trainset=examples)
+            labeled = LabeledFewShot(k=self.max_labeled_demos, seed=self.seed, demo_selection=self.demo_selection)
+            teacher = labeled.compile(teacher, trainset=examples)
         return teacher
 
     def _bootstrap(self, teacher: Module, examples: list[Example]) -> dict[int, Attempt]:
@@ -188,12 +201,13 @@ class BootstrapFewShot(Optimizer):
         self._failures: list[Attempt] = []
         errors = 0
         threads = max(1, self.num_threads or current().num_threads)
+        signatures = {name: p.signature for name, p in teacher.named_predictors()}
         with ThreadPoolExecutor(max_workers=threads) as pool:  # one pool for every wave of every round
             for round_index in range(self.max_rounds):
                 run = run_in_context(functools.partial(self._attempt, teacher, examples, round_index=round_index))
                 todo = [i for i in range(len(examples)) if i not in passed]
                 for start in range(0, len(todo), threads):
-                    if len(passed) >= self.max_bootstrapped_demos:
+                    if self._enough(passed, signatures):
                         return passed
                     for attempt in pool.map(run, todo[start : start + threads]):
                         failure = attempt.error or attempt.metric_error
@@ -210,6 +224,21 @@ class BootstrapFewShot(Optimizer):
                                 f"{errors} examples raised while bootstrapping (max_errors={self.max_errors})"
                             ) from failure
         return passed
+
+    def _enough(self, passed: dict[int, Attempt], signatures: dict[str, Any]) -> bool:
+        """Whether the pool of passing traces is complete: the demos asked for and, when balancing, enough labels."""
+        wanted = self.max_bootstrapped_demos
+        if len(passed) < wanted:
+            return False
+        if self.demo_selection == "first" or len(passed) >= POOL_FACTOR * wanted:
+            return True
+        for name, signature in signatures.items():
+            labels = selection.label_count(signature)
+            if labels:
+                pool = [demo for attempt in passed.values() for demo in attempt.demos.get(name, [])]
+                if selection.labels_covered(signature, pool) < min(wanted, labels):
+                    return False
+        return True
 
     def _attempt(self, teacher: Module, examples: list[Example], index: int, *, round_index: int) -> Attempt:
         example = examples[index]
@@ -247,15 +276,10 @@ class BootstrapFewShot(Optimizer):
     def _assign_demos(
         self, program: Module, examples: list[Example], passed: dict[int, Attempt], notes: list[str]
     ) -> None:
-        chosen = sorted(passed)[: self.max_bootstrapped_demos]  # the first passing ones, whatever the threads
-        rest = [ex for i, ex in enumerate(examples) if i not in chosen]
-        rng = random.Random(self.seed)
-        for name, predictor in program.named_predictors():
-            boot = [demo for i in chosen for demo in passed[i].demos.get(name, [])][: self.max_bootstrapped_demos]
-            n_labeled = max(0, self.max_labeled_demos - len(boot))
-            labeled = rng.sample(rest, min(n_labeled, len(rest)))
-            predictor.demos = boot + labeled
-            notes.append(f"{name}: {len(boot)} bootstrapped + {len(labeled)} labelled demos")
+        if self.demo_selection == "first":
+            self._assign_first(program, examples, passed, notes)
+        else:
+            self._assign_balanced(program, examples, passed, notes)
         notes.append(f"{len(passed)} of the examples tried passed the metric")
         for kind, failed in (
             ("the program raised on", [a.error for a in self._failures if a.error is not None]),
@@ -265,3 +289,45 @@ class BootstrapFewShot(Optimizer):
                 first = failed[0]
                 notes.append(f"{kind} {len(failed)} example(s) while bootstrapping (first: {type(first).__name__}: "
                              f"{one_line(str(first), 120)})")
+
+    def _assign_first(
+        self, program: Module, examples: list[Example], passed: dict[int, Attempt], notes: list[str]
+    ) -> None:
+        """DSPy's rule: the first passing traces in trainset order, then a random sample of the rest."""
+        chosen = sorted(passed)[: self.max_bootstrapped_demos]  # the first passing ones, whatever the threads
+        rest = [ex for i, ex in enumerate(examples) if i not in chosen]
+        rng = random.Random(self.seed)
+        for name, predictor in program.named_predictors():
+            boot = [demo for i in chosen for demo in passed[i].demos.get(name, [])][: self.max_bootstrapped_demos]
+            n_labeled = max(0, self.max_labeled_demos - len(boot))
+            labeled = rng.sample(rest, min(n_labeled, len(rest)))
+            predictor.demos = boot + labeled
+            notes.append(f"{name}: {len(boot)} bootstrapped + {len(labeled)} labelled demos")
+
+    def _assign_balanced(
+        self, program: Module, examples: list[Example], passed: dict[int, Attempt], notes: list[str]
+    ) -> None:
+        """Per predictor: bootstrapped demos balanced over its labels, labelled ones balanced (or diverse), interleaved."""
+        order = sorted(passed)
+        rng = random.Random(self.seed)
+        for name, predictor in program.named_predictors():
+            signature = predictor.signature
+            pool = [(i, demo) for i in order for demo in passed[i].demos.get(name, [])]
+            demos = [demo for _, demo in pool]
+            if selection.label_count(signature):
+                boot = selection.select(signature, demos, self.max_bootstrapped_demos, rng)
+            else:  # free text: the first passing traces, as their pool is barely larger than the demos asked for
+                boot = demos[: self.max_bootstrapped_demos]
+            taken = {id(demo) for demo in boot}
+            used = {i for i, demo in pool if id(demo) in taken}
+            rest = [ex for i, ex in enumerate(examples) if i not in used]
+            n_labeled = max(0, self.max_labeled_demos - len(boot))
+            labeled = selection.select(signature, rng.sample(rest, len(rest)), n_labeled, rng)
+            predictor.demos = selection.arrange(signature, boot + labeled)
+            covered = selection.labels_covered(signature, predictor.demos)
+            shown = f", {covered} labels" if covered else ""
+            notes.append(f"{name}: {len(boot)} bootstrapped + {len(labeled)} labelled demos (balanced{shown})")
+
+
+def _selections() -> list[str]:
+    return list(selection.SELECTIONS)
