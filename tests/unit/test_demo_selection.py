@@ -85,6 +85,33 @@ def test_bootstrap_stops_at_the_pool_cap_when_a_label_never_passes():
     def metric(example, prediction, trace=None):
         return example.sentiment == prediction.sentiment
 
-    optimizer = pl.BootstrapFewShot(metric, max_bootstrapped_demos=2, max_labeled_demos=0, num_threads=1)
+    optimizer = pl.BootstrapFewShot(metric, max_bootstrapped_demos=2, max_labeled_demos=0, num_threads=1, holdout=0)
     optimizer.compile(pl.Predict(Sentiment, lm=lm), trainset=train)
     assert len(lm.requests) == 2 * 3  # 3 x the demos asked for, then it stops looking for a negative trace
+
+
+def test_without_a_valset_part_of_the_trainset_is_held_out_and_a_worse_result_is_not_returned():
+    train = labelled(["positive", "negative"] * 15)  # 30 examples: 10 held out
+
+    def reply(request):  # zero-shot is always right; with demos in the prompt the model is always wrong
+        sentence = request.text.rsplit("Sentence: ", 1)[-1].strip()
+        truth = "positive" if int(sentence[1:]) % 2 == 0 else "negative"
+        demos = request.text.count("Sentence: ") > 1
+        return {"sentiment": ("negative" if truth == "positive" else "positive") if demos else truth}
+
+    def metric(example, prediction, trace=None):
+        return example.sentiment == prediction.sentiment
+
+    lm = ScriptedLM(reply)
+    compiled = pl.BootstrapFewShot(metric, max_bootstrapped_demos=2, max_labeled_demos=2).compile(
+        pl.Predict(Sentiment, lm=lm), trainset=train
+    )
+    report = compiled.compile_report
+    assert report.chosen == "baseline" and compiled.demos == []
+    assert any("10 of the 30 training examples were held out" in note for note in report.notes)
+    raw = pl.BootstrapFewShot(metric, max_bootstrapped_demos=2, max_labeled_demos=2, holdout=0).compile(
+        pl.Predict(Sentiment, lm=lm), trainset=train
+    )
+    assert raw.demos and any("holdout=0" in note for note in raw.compile_report.notes)
+    with pytest.raises(ValueError, match="holdout"):
+        pl.BootstrapFewShot(metric, holdout=1.5)

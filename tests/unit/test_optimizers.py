@@ -135,7 +135,7 @@ def test_errors_count_against_the_budget_and_the_run_goes_on():
 def test_errors_that_will_not_go_away_stop_the_run(error):
     lm = ScriptedLM(default=error)
     with pl.context(lm=lm), pytest.raises(type(error)):
-        pl.BootstrapFewShot(exact, max_labeled_demos=0, num_threads=1).compile(
+        pl.BootstrapFewShot(exact, max_labeled_demos=0, num_threads=1, holdout=0).compile(
             pl.Predict("question -> answer"), trainset=qa(20)
         )
     assert len(lm.requests) == 1

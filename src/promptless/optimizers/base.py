@@ -11,6 +11,7 @@ hanging after the LM's retries) ends the run at once with that error.
 from __future__ import annotations
 
 import functools
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -169,6 +170,38 @@ def check_trainset(trainset: Sequence[Example], name: str = "trainset") -> list[
         if not example.input_keys:
             raise ValueError(f"{name}[{i}] has no inputs marked ({list(example)}): use .with_inputs(...)")
     return examples
+
+
+HOLDOUT_MIN_TRAIN = 20  # below this many examples nothing is held out (the report says the result is unchecked)
+HOLDOUT_RANGE = (10, 200)
+
+
+def split_holdout(
+    train: list[Example], fraction: float, seed: int, owner: str
+) -> tuple[list[Example], list[Example] | None, str]:
+    """Without a valset: (examples to compile on, examples held out to compare on, a note for the report).
+
+    The held-out examples are a seeded sample; both parts keep the trainset's order.
+    """
+    if not isinstance(fraction, (int, float)) or isinstance(fraction, bool) or not 0 <= fraction < 1:
+        raise ValueError(f"{owner}(holdout=) is a fraction from 0 to below 1, got {fraction!r}")
+    if fraction == 0:
+        return train, None, "no valset given (holdout=0): the result was not compared with the uncompiled program"
+    if len(train) < HOLDOUT_MIN_TRAIN:
+        return train, None, (
+            f"no valset given and only {len(train)} training examples (fewer than {HOLDOUT_MIN_TRAIN}): nothing was "
+            "held out, so the result was not compared with the uncompiled program"
+        )
+    low, high = HOLDOUT_RANGE
+    size = min(high, max(low, round(fraction * len(train))))
+    held = set(random.Random(seed).sample(range(len(train)), size))
+    kept = [ex for i, ex in enumerate(train) if i not in held]
+    holdout = [ex for i, ex in enumerate(train) if i in held]
+    note = (
+        f"no valset given: {size} of the {len(train)} training examples were held out (seeded) to compare the result "
+        "with the uncompiled program; pass valset= to choose on your own examples, or holdout=0 to use them all"
+    )
+    return kept, holdout, note
 
 
 def check_int(

@@ -36,6 +36,7 @@ from promptless.optimizers.base import (
     check_trainset,
     one_line,
     passes,
+    split_holdout,
 )
 from promptless.optimizers.labeled import LabeledFewShot
 from promptless.optimizers.plan import Plan, bootstrap_runs, probe
@@ -71,6 +72,9 @@ class BootstrapFewShot(Optimizer):
     only if significantly better (``fallback_to_baseline=False`` returns it regardless).
     ``checkpoint`` (with a ``valset``): a file where the baseline's score, the bootstrapped
     demos and the result's score are kept as each finishes, so a restarted compile skips them.
+    ``holdout``: without a ``valset``, this fraction of the trainset (10 to 200 examples, when
+    there are at least 20) is held out and used as one, so a compile that made the program
+    worse says so instead of returning it silently; ``holdout=0`` is DSPy's behaviour.
     """
 
     def __init__(
@@ -87,12 +91,15 @@ class BootstrapFewShot(Optimizer):
         fallback_to_baseline: bool = True,
         checkpoint: str | os.PathLike[str] | None = None,
         demo_selection: str = "balanced",
+        holdout: float = 0.3,
     ) -> None:
         if not callable(metric):
             raise TypeError(f"BootstrapFewShot(metric=) must be callable, got {metric!r}")
         if demo_selection not in _selections():
             raise ValueError(f"BootstrapFewShot(demo_selection=) is one of {_selections()}, got {demo_selection!r}")
         self.demo_selection = demo_selection
+        split_holdout([], holdout, seed, "BootstrapFewShot")  # checks the value now, before any LM call
+        self.holdout = holdout
         self.metric = metric
         self.metric_threshold = metric_threshold
         self.teacher_settings = dict(teacher_settings or {})
@@ -117,6 +124,9 @@ class BootstrapFewShot(Optimizer):
         """Bootstrap demos; with a ``valset``, also score baseline and result and keep the result only if better."""
         started = time.perf_counter()
         examples = check_trainset(trainset)
+        holdout_note = None
+        if valset is None:
+            examples, valset, holdout_note = split_holdout(examples, self.holdout, self.seed, "BootstrapFewShot")
         program = student.reset_copy()
         teacher = self._prepare_teacher(teacher if teacher is not None else student, examples)
         names = [name for name, _ in program.named_predictors()]
@@ -125,14 +135,16 @@ class BootstrapFewShot(Optimizer):
                 f"teacher and student differ in structure: {[n for n, _ in teacher.named_predictors()]} vs {names}"
             )
         if valset is not None:
-            return self._compile_and_compare(student, program, teacher, examples, valset, testset)
+            notes = [holdout_note] if holdout_note else []
+            return self._compile_and_compare(student, program, teacher, examples, valset, testset, notes)
         report = CompileReport("BootstrapFewShot")
         inputs = {"optimizer": "BootstrapFewShot", "student": student, "trainset": examples}
         with callback_scope("compile", self, inputs) as scope:  # with a valset, SearchRun reports the compile
             with track_usage() as usage:
                 attempts = self._bootstrap(teacher, examples)
                 self._assign_demos(program, examples, attempts, report.notes)
-            report.notes.append("no valset given: the result was not compared with the uncompiled program")
+            unchecked = "no valset given: the result was not compared with the uncompiled program"
+            report.notes.append(holdout_note or unchecked)
             report.record_usage(usage, started)
             scope.outputs = attach_report(program, report)
         return scope.outputs
@@ -145,6 +157,7 @@ class BootstrapFewShot(Optimizer):
         examples: list[Example],
         valset: Sequence[Example],
         testset: Sequence[Example] | None,
+        first_notes: Sequence[str] = (),
     ) -> Module:
         settings = SearchSettings(
             num_threads=self.num_threads,
@@ -160,23 +173,25 @@ class BootstrapFewShot(Optimizer):
             "teacher": teacher.dump_state(),
         }
         run = SearchRun("BootstrapFewShot", student, self.metric, valset, settings, testset=testset, identity=identity)
-        notes: list[str] = []
+        notes: list[str] = list(first_notes)
         with run:
             run.score_baseline()
             stored = run.recall("bootstrapped")
             if stored is not None:  # a restarted compile: the demos (and their notes) as the first run chose them
                 program.load_state(stored["program"])
-                notes = list(stored["notes"])
+                notes = [*first_notes, *stored["notes"]]
             else:
                 attempts = self._bootstrap(teacher, examples)
                 self._assign_demos(program, examples, attempts, notes)
-                run.remember("bootstrapped", {"program": program.dump_state(), "notes": notes})
+                run.remember("bootstrapped", {"program": program.dump_state(), "notes": notes[len(first_notes) :]})
             run.score("compiled", program)
         return run.finish(notes)
 
     def plan(self, student: Module, trainset: Sequence[Example], valset: Sequence[Example] | None = None) -> Plan:
         """Forecast: teacher runs until enough traces pass (at the probed pass rate), plus the valset scoring."""
         examples = check_trainset(trainset)
+        if valset is None:
+            examples, valset, _ = split_holdout(examples, self.holdout, self.seed, "BootstrapFewShot")
         teacher = self._prepare_teacher(student, examples)
         measured = probe(teacher, examples, self.metric)
         threads = max(1, self.num_threads or current().num_threads)
@@ -307,7 +322,7 @@ class BootstrapFewShot(Optimizer):
     def _assign_balanced(
         self, program: Module, examples: list[Example], passed: dict[int, Attempt], notes: list[str]
     ) -> None:
-        """Per predictor: bootstrapped demos balanced over its labels, labelled ones balanced (or diverse), interleaved."""
+        """Per predictor: bootstrapped demos balanced by label, labelled ones balanced or diverse; all interleaved."""
         order = sorted(passed)
         rng = random.Random(self.seed)
         for name, predictor in program.named_predictors():
