@@ -1,10 +1,13 @@
 """BootstrapFewShotWithRandomSearch: several demo sets, each scored on the valset, the best kept.
 
-Candidates, as in DSPy: zero-shot, labelled demos only, one unshuffled bootstrap,
-then bootstraps of shuffled trainsets with a random number of demos. Every
-candidate's score, with its CI and its paired gain over the uncompiled baseline,
-goes into the report; the zero-shot candidate is the baseline itself unless the
-student came with demos.
+Candidates, as in DSPy (``search_space="dspy"``): zero-shot, labelled demos only, one
+unshuffled bootstrap, then bootstraps of shuffled trainsets with a random number of
+demos, each scored on the whole valset. With ``search_space="joint"`` the candidates are
+points of the joint space of promptless.optimizers.joint_search instead (number of demos,
+demo set, decoding mode; minibatches, then finalists, then their majority vote). Every
+fully scored candidate's score, with its CI and its paired gain over the uncompiled
+baseline, goes into the report; the zero-shot candidate is the baseline itself unless
+the student came with demos.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from promptless.module import Module
-from promptless.optimizers.base import Metric, Optimizer, check_trainset
+from promptless.optimizers import joint_search
+from promptless.optimizers.base import Metric, Optimizer, check_trainset, split_holdout
 from promptless.optimizers.bootstrap import BootstrapFewShot
 from promptless.optimizers.labeled import LabeledFewShot
 from promptless.optimizers.plan import Plan, bootstrap_runs, probe
@@ -45,13 +49,38 @@ class BootstrapFewShotWithRandomSearch(Optimizer):
         checkpoint: str | Path | None = None,
         fallback_to_baseline: bool = True,
         display_progress: bool = False,
+        search_space: str = "dspy",
+        demo_counts: tuple[int, ...] = joint_search.DEMO_COUNTS,
+        decodings: tuple[str, ...] = joint_search.DECODINGS,
+        minibatch_size: int = 32,
+        finalists: int = 3,
+        ensemble: bool = True,
+        calibration_size: int = 32,
+        holdout: float = 0.3,
         **bootstrap: Any,
     ) -> None:
         if not isinstance(num_candidate_programs, int) or num_candidate_programs < 0:
             raise ValueError(f"num_candidate_programs must be an int >= 0, got {num_candidate_programs!r}")
+        if search_space not in ("dspy", "joint"):
+            raise ValueError(f"search_space is 'dspy' or 'joint', got {search_space!r}")
+        bad = [k for k in demo_counts if not isinstance(k, int) or k < 0]
+        if not demo_counts or bad:
+            raise ValueError(f"demo_counts must be whole numbers >= 0, got {demo_counts!r}")
+        unknown = [d for d in decodings if d not in ("greedy", "likelihood", "calibrated")]
+        if not decodings or unknown:
+            raise ValueError(f"decodings are among 'greedy', 'likelihood', 'calibrated', got {decodings!r}")
+        for name, value, low in (("minibatch_size", minibatch_size, 0), ("finalists", finalists, 1),
+                                 ("calibration_size", calibration_size, 1)):  # fmt: skip
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
+        split_holdout([], holdout, seed, "BootstrapFewShotWithRandomSearch")
+        self.search_space, self.demo_counts, self.decodings = search_space, tuple(demo_counts), tuple(decodings)
+        self.minibatch_size, self.finalists, self.ensemble = minibatch_size, finalists, ensemble
+        self.calibration_size, self.holdout = calibration_size, holdout
         self.metric = metric
         self.num_candidate_programs = num_candidate_programs
         self.seed = seed
+        bootstrap.setdefault("holdout", 0)  # candidates are compared on the search's own valset
         self.bootstrap = BootstrapFewShot(metric, seed=seed, **bootstrap)  # the template every candidate varies
         self.settings = SearchSettings(
             num_threads=self.bootstrap.num_threads,
@@ -100,8 +129,9 @@ class BootstrapFewShotWithRandomSearch(Optimizer):
 
     def plan(self, student: Module, trainset: Sequence[Example], valset: Sequence[Example] | None = None) -> Plan:
         """Forecast: a probe, the baseline and each candidate on the valset, and each bootstrap's teacher runs."""
-        train = check_trainset(trainset)
-        val = check_trainset(valset, "valset") if valset is not None else train
+        train, val, _ = self._splits(trainset, valset)
+        if self.search_space == "joint":
+            return self._plan_joint(student, train, val)
         measured = probe(student, train, self.metric)
         threads = max(1, self.bootstrap.num_threads or current().num_threads)
         phases = {"probe": measured.runs, "baseline": len(val)}
@@ -125,9 +155,10 @@ class BootstrapFewShotWithRandomSearch(Optimizer):
         teacher: Module | None = None,
         testset: Sequence[Example] | None = None,
     ) -> Module:
-        train = check_trainset(trainset)
-        val = check_trainset(valset, "valset") if valset is not None else train
-        identity = {"candidates": self.num_candidate_programs, "bootstrap": vars(self.bootstrap)}
+        train, val, notes = self._splits(trainset, valset)
+        identity = {"candidates": self.num_candidate_programs, "bootstrap": vars(self.bootstrap),
+                    "space": [self.search_space, self.demo_counts, self.decodings, self.minibatch_size,
+                              self.finalists, self.ensemble, self.calibration_size]}  # fmt: skip
         run = SearchRun(
             "BootstrapFewShotWithRandomSearch",
             student,
@@ -140,7 +171,77 @@ class BootstrapFewShotWithRandomSearch(Optimizer):
         with run:
             run.report.forecast = self.plan(student, train, val)
             run.score_baseline()
-            for name, candidate in self.candidates(student, train, teacher):
-                run.score(name, candidate)
-        notes = ["no valset given: candidates were scored on the trainset (optimistic)"] if valset is None else []
+            if self.search_space == "joint":
+                notes += self._search_joint(run, student, train, teacher)
+            else:
+                for name, candidate in self.candidates(student, train, teacher):
+                    run.score(name, candidate)
         return run.finish(notes)
+
+    def _splits(
+        self, trainset: Sequence[Example], valset: Sequence[Example] | None
+    ) -> tuple[list[Example], list[Example], list[str]]:
+        """(train, val, notes): without a valset, part of the trainset is held out (or, if too few, reused)."""
+        train = check_trainset(trainset)
+        if valset is not None:
+            return train, check_trainset(valset, "valset"), []
+        kept, held, note = split_holdout(train, self.holdout, self.seed, "BootstrapFewShotWithRandomSearch")
+        if held is None:
+            return train, train, [note.replace("was not compared", "was compared only on the trainset (optimistic)")]
+        return kept, held, [note]
+
+    # -- the joint space ---------------------------------------------------------------------------
+    def _points(self) -> list[joint_search.Point]:
+        rng = random.Random(self.seed)
+        return joint_search.sample_points(rng, self.num_candidate_programs, self.demo_counts, self.decodings)
+
+    def _search_joint(self, run: SearchRun, student: Module, train: list[Example], teacher: Module | None) -> list[str]:
+        """Pool, minibatch round, finalists on the full valset, their majority vote; returns report notes."""
+        pool_builder = copy.copy(self.bootstrap)
+        pool_builder.max_bootstrapped_demos = max(self.demo_counts)
+        stored = run.recall("pool")
+        if stored is None:
+            prepared = pool_builder._prepare_teacher(teacher if teacher is not None else student, train)
+            passed = pool_builder._bootstrap(prepared, train)
+            pools = joint_search.demo_pools(student, passed, train)
+            run.remember("pool", {name: [dict(d.items()) for d in demos] for name, demos in pools.items()})
+        else:
+            pools = {name: [Example(d) for d in demos] for name, demos in stored.items()}
+        threads = self.settings.num_threads
+        points = self._points()
+        subset = joint_search.minibatch_indices(len(run.valset), self.minibatch_size, self.seed)
+        scored: list[tuple[float, joint_search.Point, Module]] = []
+        for point in points:
+            program = joint_search.build(
+                student, point, pools, train, calibration_size=self.calibration_size, num_threads=threads
+            )
+            result = run.score(point.name, program, subset=subset)
+            scored.append((result.mean, point, program))
+        scored.sort(key=lambda item: -item[0])  # stable: ties keep the sampled order
+        finalists = scored[: self.finalists]
+        if subset is not None:  # else the minibatch was the whole valset: every candidate is already scored in full
+            for _, point, program in finalists:
+                run.score(point.name, program)
+        if self.ensemble and len(finalists) >= 2:
+            run.score(f"majority of {len(finalists)} finalists", joint_search.ensemble_of([p for _, _, p in finalists]))
+        size = len(subset) if subset is not None else len(run.valset)
+        return [f"joint search: {len(points)} candidates on {size} valset examples, {len(finalists)} finalists in full"]
+
+    def _plan_joint(self, student: Module, train: list[Example], val: list[Example]) -> Plan:
+        measured = probe(student, train, self.metric)
+        points = self._points()
+        minibatch = joint_search.minibatch_indices(len(val), self.minibatch_size, self.seed)
+        size = len(minibatch) if minibatch is not None else len(val)
+        calibrated = sum(1 for p in points if p.decoding == "calibrated")
+        finalists = min(self.finalists, len(points))
+        phases = {
+            "probe": measured.runs,
+            "baseline": len(val),
+            "bootstrap": len(train),  # at most: the teacher runs until the pool is complete
+            "calibration": calibrated * min(self.calibration_size, len(train)),
+            "minibatch": len(points) * size,
+            "finalists": finalists * len(val) if minibatch is not None else 0,
+            "ensemble": finalists * len(val) if self.ensemble and finalists >= 2 else 0,
+        }
+        note = "bootstrap is an upper bound; the ensemble reruns the finalists (answered from the cache when it is on)"
+        return Plan.from_probe("BootstrapFewShotWithRandomSearch", phases, measured, note=note)
