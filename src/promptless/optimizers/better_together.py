@@ -45,7 +45,7 @@ class BetterTogether(Optimizer):
             raise ValueError(f"BetterTogether(strategy=) must be steps 'p' and 'w' joined by '->', got {strategy!r}")
         self.metric = metric
         if prompt_optimizer is None:
-            prompt_optimizer = BootstrapFewShot(metric, seed=seed)
+            prompt_optimizer = BootstrapFewShot(metric, seed=seed, holdout=0)  # the comparison is this run's
         self.prompt_optimizer = prompt_optimizer
         if weight_optimizer is None:
             weight_optimizer = BootstrapFinetune(metric, seed=seed)

@@ -302,6 +302,7 @@ class MIPROv2(Optimizer):
                     max_errors=self.settings.max_errors,
                     num_threads=self.settings.num_threads,
                     seed=seed,
+                    holdout=0,  # a demo set to choose among, not a result: the trials compare it
                 )
                 program = bootstrap.compile(student, trainset=[train[i] for i in order], teacher=teacher)
                 stored = {

@@ -52,10 +52,10 @@ class BootstrapFewShotWithRandomSearch(Optimizer):
         search_space: str = "dspy",
         demo_counts: tuple[int, ...] = joint_search.DEMO_COUNTS,
         decodings: tuple[str, ...] = joint_search.DECODINGS,
-        minibatch_size: int = 32,
+        minibatch_size: int = 24,
         finalists: int = 3,
         ensemble: bool = True,
-        calibration_size: int = 32,
+        calibration_size: int = 16,
         holdout: float = 0.3,
         **bootstrap: Any,
     ) -> None:
