@@ -110,7 +110,9 @@ def compile_config(config: str, student: pl.Module, metric: Any, train: list, va
     if config == "cf":
         return with_label_choice(student, "calibrated", train, source="content-free", num_threads=threads)
     if config == "search":
-        optimizer = pl.BootstrapFewShotWithRandomSearch(metric, **demos)
+        optimizer = pl.BootstrapFewShotWithRandomSearch(
+            metric, search_space="joint", num_candidate_programs=10, **demos
+        )
         return optimizer.compile(student, trainset=train, valset=val)
     raise SystemExit(f"unknown config {config!r}")
 
@@ -121,13 +123,12 @@ def run_row(task: str, model: str, config: str, args: argparse.Namespace, zero: 
     metric = metric_for(target)
     row: dict[str, Any] = {"task": task, "model": model, "config": config, "n": [len(dev), len(val), len(train)]}
     lm = pl.LM(f"local/{model}", cache=Cache(disk=False))  # a fresh cache per row: its calls are its own
-    with pl.context(lm=lm, num_threads=args.threads):
-        with pl.track_usage() as usage:
-            started = time.perf_counter()
-            program = compile_config(config, pl.Predict(signature), metric, train, val, args.threads)
-            compile_s = time.perf_counter() - started
-            compile_calls = usage.total.calls
-            result = pl.Evaluate(dev, metric, num_threads=args.threads)(program)
+    with pl.context(lm=lm, num_threads=args.threads), pl.track_usage() as usage:
+        started = time.perf_counter()
+        program = compile_config(config, pl.Predict(signature), metric, train, val, args.threads)
+        compile_s = time.perf_counter() - started
+        compile_calls = usage.total.calls
+        result = pl.Evaluate(dev, metric, num_threads=args.threads)(program)
     report = getattr(program, "compile_report", None)
     row |= {
         "dev": round(result.score, 1),
