@@ -93,6 +93,8 @@ _LAZY: dict[str, str] = {
     "BootstrapFinetune": "promptless.optimizers.finetune",
     "BetterTogether": "promptless.optimizers.better_together",
     "Plan": "promptless.optimizers.plan",
+    "LabelChoice": "promptless.modules.label_choice",
+    "with_label_choice": "promptless.optimizers.calibration",
     "Budget": "promptless.budget",
     "BudgetExhausted": "promptless.errors",
     # evaluation
@@ -200,6 +202,7 @@ if TYPE_CHECKING:
     from promptless.module import Module
     from promptless.modules.best_of_n import BestOfN
     from promptless.modules.chain_of_thought import ChainOfThought
+    from promptless.modules.label_choice import LabelChoice
     from promptless.modules.multi_chain import MultiChainComparison
     from promptless.modules.parallel import Parallel
     from promptless.modules.predict import Predict
@@ -218,6 +221,7 @@ if TYPE_CHECKING:
         majority,
     )
     from promptless.optimizers.better_together import BetterTogether
+    from promptless.optimizers.calibration import with_label_choice
     from promptless.optimizers.copro import COPRO
     from promptless.optimizers.finetune import BootstrapFinetune
     from promptless.optimizers.mipro import MIPROv2
