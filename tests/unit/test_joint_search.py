@@ -77,6 +77,7 @@ def test_only_finalists_and_their_majority_are_scored_in_full_and_the_forecast_s
     assert full[0] == "baseline" and len(full) == 1 + 2 + 1 and full[-1] == "majority of 2 finalists"
     assert report.chosen != "baseline" and "calibrated" in report.chosen
     assert compiled.predictors()[0].choice.mode == "calibrated"
+    assert any("calibrated likelihood" in note and "measured on" in note for note in report.notes)
 
 
 def test_without_a_valset_the_joint_search_holds_out_part_of_the_trainset():

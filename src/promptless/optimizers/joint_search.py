@@ -15,6 +15,7 @@ the labelled examples with its own seed, balanced and interleaved by label.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -109,3 +110,21 @@ def demo_pools(program: Module, passed: dict[int, Any], train: list[Example]) ->
 def ensemble_of(programs: Sequence[Module]) -> Module:
     """The majority vote of ``programs`` (a candidate like any other)."""
     return Ensemble().compile(list(programs))
+
+
+def decoding_notes(program: Module) -> list[str]:
+    """What the chosen program's label choice is, per predictor that has one (for the report)."""
+    notes = []
+    for name, predictor in program.named_predictors():
+        choice = predictor.choice
+        if choice is None:
+            continue
+        if choice.mode == "calibrated" and choice.prior:
+            prior = ", ".join(f"{label} {math.exp(lp):.2f}" for label, lp in sorted(choice.prior.items()))
+            notes.append(
+                f"{name}: label chosen by calibrated likelihood; the model's prior, divided out, was {prior} "
+                f"(measured on {choice.calibrated_on} inputs)"
+            )
+        else:
+            notes.append(f"{name}: label chosen by {choice.mode}")
+    return notes

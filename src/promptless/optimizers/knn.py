@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from promptless.module import Module
+from promptless.optimizers import demo_selection as selection
 from promptless.optimizers.base import CompileReport, Optimizer, attach_report, check_trainset
 from promptless.primitives import Example
 
@@ -66,8 +67,8 @@ class KNNProgram(Module):
     def forward(self, **inputs: Any) -> Any:
         demos = self._index.nearest(inputs, self._k)
         program = self.program.deepcopy()  # per call, so concurrent calls never share demos
-        for predictor in program.predictors():
-            predictor.demos = list(demos)
+        for predictor in program.predictors():  # interleaved by label, so the nearest label does not run at the end
+            predictor.demos = selection.arrange(predictor.signature, demos)
         return program(**inputs)
 
 

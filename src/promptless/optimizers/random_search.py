@@ -176,7 +176,9 @@ class BootstrapFewShotWithRandomSearch(Optimizer):
             else:
                 for name, candidate in self.candidates(student, train, teacher):
                     run.score(name, candidate)
-        return run.finish(notes)
+        program = run.finish(notes)
+        program.compile_report.notes.extend(joint_search.decoding_notes(program))
+        return program
 
     def _splits(
         self, trainset: Sequence[Example], valset: Sequence[Example] | None
