@@ -93,3 +93,21 @@ def test_bad_space_settings_are_refused_before_any_call():
                    {"minibatch_size": 1.5}, {"holdout": 2}):  # fmt: skip
         with pytest.raises(ValueError):
             pl.BootstrapFewShotWithRandomSearch(metric, **kwargs)
+
+
+def test_mipro_can_search_the_decoding_mode_too():
+    pytest.importorskip("optuna")
+    train, val = examples(30), examples(50)[30:]
+    lm = biased_lm()
+    optimizer = pl.MIPROv2(
+        metric, auto=None, num_candidates=2, num_trials=6, minibatch=False, max_bootstrapped_demos=0,
+        max_labeled_demos=0, decodings=("greedy", "calibrated"),
+    )  # fmt: skip
+    with pl.context(lm=lm, max_parse_retries=0):
+        compiled = optimizer.compile(pl.Predict(Sentiment), trainset=train, valset=val)
+    names = [c.name for c in compiled.compile_report.candidates]
+    assert any(name.endswith("calibrated") for name in names)
+    assert compiled.compile_report.chosen.endswith("calibrated")
+    assert compiled.predictors()[0].choice.mode == "calibrated"
+    with pytest.raises(ValueError, match="decodings"):
+        pl.MIPROv2(metric, decodings=("beam",))

@@ -52,6 +52,7 @@ from promptless.errors import cannot_recover
 from promptless.module import Module
 from promptless.optimizers.base import Metric, Optimizer, check_int, check_trainset, one_line
 from promptless.optimizers.bootstrap import BootstrapFewShot
+from promptless.optimizers.calibration import choosable
 from promptless.optimizers.checkpoint import fingerprint
 from promptless.optimizers.labeled import LabeledFewShot
 from promptless.optimizers.mipro_trials import Progress, Shape, run_trials
@@ -89,6 +90,7 @@ class MIPROv2(Optimizer):
         minibatch_full_eval_steps: int = 5,
         prompt_model: Any = None,
         task_model: Any = None,
+        decodings: tuple[str, ...] = ("greedy",),
         **search: Unpack[SearchOptions],
     ) -> None:
         if not callable(metric):
@@ -115,6 +117,9 @@ class MIPROv2(Optimizer):
         for name, lm in (("prompt_model", prompt_model), ("task_model", task_model)):
             if lm is not None and not callable(lm):
                 raise TypeError(f"MIPROv2({name}=) must be an LM or None, got {lm!r}")
+        if not decodings or any(d not in ("greedy", "likelihood", "calibrated") for d in decodings):
+            raise ValueError(f"MIPROv2(decodings=) are among 'greedy', 'likelihood', 'calibrated', got {decodings!r}")
+        self.decodings = tuple(decodings)
         self.metric = metric
         self.auto = auto
         self.num_candidates = num_candidates
@@ -218,10 +223,16 @@ class MIPROv2(Optimizer):
                     progress,
                     seed=self.seed,
                     full_eval_every=self.minibatch_full_eval_steps,
+                    decodings=self._decodings(student),
+                    calibration=train,
                 )
             program = run.finish(self._notes(shape, names, progress))
         program.trial_logs = progress.trial_logs  # type: ignore[attr-defined]  # as DSPy's MIPROv2 does
         return program
+
+    def _decodings(self, student: Module) -> tuple[str, ...]:
+        """The decoding modes the trials choose among: only greedy when no predictor can choose a label."""
+        return self.decodings if choosable(student) else ("greedy",)
 
     # -- steps --------------------------------------------------------------------------------------
     def _probe(self, run: SearchRun, student: Module, train: list[Example]) -> Probe:
@@ -262,6 +273,7 @@ class MIPROv2(Optimizer):
             "task_model": getattr(self.task_model, "model", None),
             "trainset": fingerprint([dict(ex.items()) for ex in train]),
             "teacher": teacher.dump_state() if teacher is not None else None,
+            **({"decodings": list(self.decodings)} if self.decodings != ("greedy",) else {}),
         }
 
     def _bootstrap_specs(self, train_size: int, shape: Shape) -> list[tuple[int, list[int], int]]:

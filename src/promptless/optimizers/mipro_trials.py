@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from promptless.module import Module
+from promptless.optimizers.calibration import with_label_choice
 from promptless.optimizers.search import BASELINE, SearchRun
 from promptless.primitives import Example
 
@@ -54,11 +55,13 @@ def run_trials(
     *,
     seed: int,
     full_eval_every: int,
+    decodings: tuple[str, ...] = ("greedy",),
+    calibration: list[Example] | None = None,
 ) -> None:
     """TPE trials with ask/tell; minibatch scores guide, full scores (every few trials) are the candidates."""
     names = list(instructions)
     zero_is_baseline = not any(p.demos for p in student.predictors())  # config 0 is then the student itself
-    space = Space(names, instructions, demo_sets, shape.with_demos, zero_is_baseline)
+    space = Space(names, instructions, demo_sets, shape.with_demos, zero_is_baseline, decodings, calibration or [])
     distributions = {
         key: optuna.distributions.CategoricalDistribution(list(range(size))) for key, size in space.sizes()
     }
@@ -143,9 +146,12 @@ class Space:
         demo_sets: dict[str, list[list[Example]]],
         with_demos: bool,
         zero_is_baseline: bool,
+        decodings: tuple[str, ...] = ("greedy",),
+        calibration: list[Example] | None = None,
     ) -> None:
         self.names, self.instructions, self.demo_sets = names, instructions, demo_sets
         self.with_demos, self.zero_is_baseline = with_demos, zero_is_baseline
+        self.decodings, self.calibration = decodings, list(calibration or [])
 
     def is_baseline(self, params: dict[str, int]) -> bool:
         return self.zero_is_baseline and not any(params.values())
@@ -155,6 +161,8 @@ class Space:
             yield f"{i}_predictor_instruction", len(self.instructions[name])
             if self.with_demos:
                 yield f"{i}_predictor_demos", len(self.demo_sets[name])
+        if len(self.decodings) > 1:
+            yield "decoding", len(self.decodings)
 
     def indices(self, params: dict[str, int]) -> tuple[list[int], list[int]]:
         instr = [params[f"{i}_predictor_instruction"] for i in range(len(self.names))]
@@ -164,7 +172,9 @@ class Space:
     def name(self, params: dict[str, int]) -> str:
         """E.g. ``instr=[2,0] demos=[1,3]``: indices into content fixed for this compile (and its checkpoint)."""
         instr, demos = self.indices(params)
-        return f"instr=[{','.join(map(str, instr))}] demos=[{','.join(map(str, demos))}]"
+        name = f"instr=[{','.join(map(str, instr))}] demos=[{','.join(map(str, demos))}]"
+        decoding = self.decodings[params.get("decoding", 0)]
+        return name if decoding == "greedy" else f"{name} {decoding}"
 
     def build(self, student: Module, params: dict[str, int]) -> Module:
         instr, demos = self.indices(params)
@@ -172,6 +182,9 @@ class Space:
         for i, (name, predictor) in enumerate(program.named_predictors()):
             predictor.signature = predictor.signature.with_instructions(self.instructions[name][instr[i]])
             predictor.demos = list(self.demo_sets[name][demos[i]])  # shared Examples: the adapter memo reuses them
+        decoding = self.decodings[params.get("decoding", 0)]
+        if decoding != "greedy":  # the label chosen by likelihood; calibrated on the trainset's inputs
+            program = with_label_choice(program, decoding, self.calibration, limit=16)  # type: ignore[arg-type]
         return program
 
 
