@@ -155,6 +155,39 @@ def done() -> dict[tuple[str, str, str], dict[str, Any]]:
     return {(r["task"], r["model"], r["config"]): r for r in rows}
 
 
+def table() -> str:
+    """The results as one markdown table per model: a row per task, a column per config."""
+    rows = done()
+    out = []
+    for model in sorted({m for _, m, _ in rows}):
+        configs = [c for c in CONFIG_ORDER if any(m == model and k == c for _, m, k in rows)]
+        out += [f"**{model}** (dev accuracy %, 95 % CI; paired gain over zero-shot with its 95 % CI)", ""]
+        out.append("| task | " + " | ".join(configs) + " |")
+        out.append("|---" * (len(configs) + 1) + "|")
+        for task in [t for t in TASK_ORDER if any(m == model and k == t for k, m, _ in rows)]:
+            cells = []
+            for config in configs:
+                row = rows.get((task, model, config))
+                if row is None:
+                    cells.append("–")
+                    continue
+                cell = f"{row['dev']:.0f} ({row['dev_ci'][0]:.0f}–{row['dev_ci'][1]:.0f})"
+                if "delta" in row:
+                    low, high = row["delta_ci"]
+                    mark = "**" if low > 0 else ""
+                    cell += f"<br>{mark}{row['delta']:+.0f} ({low:+.0f}..{high:+.0f}){mark}"
+                if row.get("chosen") and config == "search":
+                    cell += f"<br>chosen: {row['chosen']}"
+                cells.append(cell)
+            out.append(f"| {task} | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+CONFIG_ORDER = ["zero", "first", "balanced", "likelihood", "calibrated", "cf", "balanced+calibrated", "search"]
+TASK_ORDER = ["sst2", "trec", "banking77", "sports", "boolean", "date"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["smollm2-135m", "gemma-3-270m"])
@@ -164,11 +197,15 @@ def main() -> None:
     parser.add_argument("--val", type=int, default=50)
     parser.add_argument("--train", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--table", action="store_true", help="print the results as markdown tables and stop")
     args = parser.parse_args()
+    if args.table:
+        print(table())
+        return
     RESULTS.parent.mkdir(exist_ok=True)
-    for model in args.models:
-        for task in args.tasks:
-            for config in ["zero", *[c for c in args.configs if c != "zero"]]:
+    for model in args.models:  # config by config over the tasks, so an interrupted run has whole columns
+        for config in ["zero", *[c for c in args.configs if c != "zero"]]:
+            for task in args.tasks:
                 existing = done()
                 if (task, model, config) in existing:
                     continue
