@@ -40,7 +40,8 @@ class Recipe:
     kwargs: Mapping[str, Any] = field(default_factory=dict)
 
     def build(self) -> Any:
-        return self.make(**self.kwargs)
+        """Build the thing; an argument that is itself a Recipe (an LM's cache) is built first."""
+        return self.make(**{k: v.build() if isinstance(v, Recipe) else v for k, v in self.kwargs.items()})
 
 
 # -- LMs ------------------------------------------------------------------------------------------------
