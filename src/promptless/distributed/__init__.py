@@ -27,4 +27,3 @@ def resolve_executor(executor: Any = None) -> Any:
     if isinstance(chosen, str) and chosen not in NAMES:
         raise ValueError(f"executor={chosen!r}: choose 'threads', 'ray' or an Executor object (RayExecutor(...))")
     return executor_in_force(chosen)
-

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from promptless.distributed.recipes import JobBuilder, import_ray, pickled
-from promptless.distributed.worker import BudgetKeeper, Result, Worker
+from promptless.distributed.worker import BudgetKeeper, Result, Worker, restored
 from promptless.errors import WorkersLost
 from promptless.executor import OnOutcome
 from promptless.settings import current
@@ -33,6 +33,7 @@ from promptless.settings import current
 log = logging.getLogger("promptless.distributed")
 
 POLL_S = 0.5  # how often on_tick is called while results are awaited
+
 
 @dataclass
 class _Slot:
@@ -255,6 +256,7 @@ class _Run:
         if index in self.finished or not deliver:
             return
         self.finished.add(index)
+        result.outcome.error = restored(result.outcome.error)
         self._merge(result)
         self.on_outcome(index, result.outcome)
 
@@ -301,4 +303,3 @@ class _Run:
             self.settings.budget.absorb(calls, tokens)
         finally:
             self.ray.kill(self.keeper)
-

@@ -113,21 +113,50 @@ class Worker:
         return Result(index, outcome, tracker.snapshot(), tracker.cache_hits, history.entries, os.getpid())
 
 
-def portable(error: BaseException | None) -> BaseException | None:
-    """The error itself when it survives pickling, else a ``WorkerError`` with its name, text and flags."""
+def portable(error: BaseException | None) -> Any:
+    """An error as it can cross back: itself when it pickles, else its parts, else a ``WorkerError``.
+
+    An exception whose ``__init__`` takes other arguments than its ``args`` (``ParseError``'s
+    keyword ``raw``) does not unpickle as itself; its ``ErrorParts`` (class, ``args``, attributes)
+    do, and ``ErrorParts.rebuild`` makes the same exception in the driver without calling ``__init__``.
+    """
     if error is None:
         return None
-    try:
-        pickle.loads(pickle.dumps(error))
+    for candidate in (error, ErrorParts(type(error), error.args, dict(vars(error)))):
+        try:
+            restored = pickle.loads(pickle.dumps(candidate))
+            if isinstance(restored, ErrorParts):
+                restored.rebuild()
+            return candidate
+        except Exception:
+            continue
+    return WorkerError(
+        type(error).__name__,
+        str(error),
+        transient=bool(getattr(error, "transient", False)),
+        fatal=bool(getattr(error, "fatal", False)),
+        outage=bool(getattr(error, "outage", False)),
+    )
+
+
+@dataclass
+class ErrorParts:
+    """An exception as its class, ``args`` and ``__dict__``."""
+
+    cls: type[BaseException]
+    args: tuple
+    state: dict[str, Any]
+
+    def rebuild(self) -> BaseException:
+        error = self.cls.__new__(self.cls)
+        error.args = self.args
+        error.__dict__.update(self.state)
         return error
-    except Exception:
-        return WorkerError(
-            type(error).__name__,
-            str(error),
-            transient=bool(getattr(error, "transient", False)),
-            fatal=bool(getattr(error, "fatal", False)),
-            outage=bool(getattr(error, "outage", False)),
-        )
+
+
+def restored(error: Any) -> BaseException | None:
+    """In the driver: the exception ``portable`` sent."""
+    return error.rebuild() if isinstance(error, ErrorParts) else error
 
 
 def portable_value(value: Any) -> Any:
