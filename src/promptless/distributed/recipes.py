@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import sys
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -297,7 +298,23 @@ def must_travel(value: Any, what: str) -> Any:
 
 
 def pickled(value: Any) -> bytes:
-    return import_ray().cloudpickle.dumps(value)
+    cloudpickle = import_ray().cloudpickle
+    for module in list(sys.modules.values()):  # code defined in a module made at run time has no file to import
+        if _made_at_run_time(module):
+            cloudpickle.register_pickle_by_value(module)
+    return cloudpickle.dumps(value)
+
+
+def _made_at_run_time(module: Any) -> bool:
+    """A module built with ``types.ModuleType`` (no spec, no file): workers cannot import it, so it goes by value."""
+    name = getattr(module, "__name__", "__main__")
+    return (
+        isinstance(module, types.ModuleType)
+        and name != "__main__"
+        and getattr(module, "__spec__", None) is None
+        and getattr(module, "__file__", None) is None
+        and name not in sys.builtin_module_names
+    )
 
 
 def unpickled(blob: bytes) -> Any:
