@@ -212,3 +212,24 @@ def test_embedded_model_actors_answer_as_threads_do_and_share_one_disk_cache(clu
         replayed = pl.Evaluate(dev, accuracy, num_threads=1)(program)  # every answer the workers wrote is on disk
     assert replayed.usage.cache_hits == len(dev) and replayed.usage.total.calls == 0
     assert replayed.scores == on_ray.scores
+
+
+def test_an_optimizer_scores_its_candidates_on_the_workers_with_the_same_outcome(cluster, calls):
+    trainset, valset = questions(8), questions(12)[8:] + questions(4)
+
+    def compile_with(**settings):
+        optimizer = pl.BootstrapFewShotWithRandomSearch(exact, num_candidate_programs=2, max_bootstrapped_demos=2)
+        with pl.context(lm=ScriptedLM(sentiment_reply), max_parse_retries=0, **settings):
+            return optimizer.compile(pl.Predict("question -> answer"), trainset=trainset, valset=valset)
+
+    on_threads = compile_with()
+    local_calls = len(logged(calls))
+    with pl.RayExecutor(num_workers=2) as executor:
+        on_ray = compile_with(executor=executor)
+    worker_pids = {line["pid"] for line in logged(calls)[local_calls:]} - {os.getpid()}
+    assert len(worker_pids) == 2  # the candidates were scored on both workers
+    scores = lambda report: [(c.name, c.score, c.errors) for c in report.candidates]  # noqa: E731
+    assert scores(on_ray.compile_report) == scores(on_threads.compile_report)
+    assert on_ray.compile_report.chosen == on_threads.compile_report.chosen
+    assert on_ray.dump_state() == on_threads.dump_state()
+    assert on_ray.compile_report.lm_calls == on_threads.compile_report.lm_calls  # the workers' calls counted

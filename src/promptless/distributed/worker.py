@@ -183,7 +183,10 @@ class RemoteBudget:
             raise BudgetExhausted(refused)
 
     def spend(self, response: Any) -> None:
-        self.keeper.spend.remote(response.usage.prompt_tokens + response.usage.completion_tokens)
+        """Waited for: the driver reads the keeper's totals at the end, and calls from two callers are not ordered."""
+        import ray  # lazy: Ray is an optional extra; this runs only inside a Ray worker
+
+        ray.get(self.keeper.spend.remote(response.usage.prompt_tokens + response.usage.completion_tokens))
 
 
 class BudgetKeeper:
