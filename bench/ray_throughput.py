@@ -99,7 +99,7 @@ def main() -> None:
     run = {"run": time.strftime("%Y-%m-%dT%H:%M:%S"), "demos": len(program.demos), "dev": len(devset)}
 
     started = time.perf_counter()
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
     record({**run, "measure": "ray.init", "seconds": round(time.perf_counter() - started, 2)})
 
     timed_eval(program, warm, num_threads=1)  # this process's model loaded before anything is timed

@@ -29,7 +29,7 @@ CALLS_ENV = "PROMPTLESS_TEST_CALLS"  # where the scripted LMs append one line pe
 def cluster(tmp_path_factory):
     calls = tmp_path_factory.mktemp("ray") / "calls.jsonl"
     os.environ[CALLS_ENV] = str(calls)  # before ray.init: the workers inherit it
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
     yield calls
     ray.shutdown()
     os.environ.pop(CALLS_ENV, None)
@@ -121,9 +121,13 @@ def test_a_killed_worker_has_its_example_retried_exactly_once(cluster, calls):
         evaluate = pl.Evaluate(dev, lambda ex, pred: pred.answer == "yes", executor=executor)
         result = evaluate(pl.Predict("question -> answer"))
         assert executor.restarts == 1 and len(executor.workers) == 2  # replaced
+        first_run = logged(calls)
+        ray.kill(executor.workers[0].handle)  # one dies between two calls: the next call replaces it
+        again = evaluate(pl.Predict("question -> answer"))
+        assert executor.restarts == 2 and len(executor.workers) == 2 and again.n == 11 and again.errors == 0
     assert result.n == 11 and result.errors == 0 and result.score == 100.0  # nothing lost, nothing counted twice
     attempts: dict[str, list[int]] = {}
-    for line in logged(calls):
+    for line in first_run:
         attempts.setdefault(line["q"], []).append(line["pid"])
     assert len(attempts["die"]) == 2 and attempts["die"][0] != attempts["die"][1]  # retried once, elsewhere
     assert all(len(pids) == 1 for q, pids in attempts.items() if q != "die")

@@ -97,9 +97,20 @@ class RayExecutor:
             ray.init(**options)
             self._started_ray = True
         wanted = self.num_workers or max(1, int(ray.cluster_resources().get("CPU", 1) // max(self.num_cpus, 1e-9)))
+        alive = []
+        for slot in self.workers:  # one that died since the last call is replaced (and counted as a restart)
+            try:
+                slot.pid = ray.get(slot.handle.ping.remote())
+                alive.append(slot)
+            except ray.exceptions.RayActorError:
+                log.warning("Ray worker pid %s died between calls; starting another", slot.pid)
+                self.restarts += 1
+        self.workers = alive
         while len(self.workers) < wanted:
             self.workers.append(self._spawn())
-        ray.get([slot.handle.ping.remote() for slot in self.workers])
+        pids = ray.get([slot.handle.ping.remote() for slot in self.workers])
+        for slot, pid in zip(self.workers, pids, strict=True):
+            slot.pid = pid
         return self
 
     def stop_workers(self) -> None:
@@ -193,7 +204,7 @@ class _Run:
     def execute(self) -> None:
         failure: BaseException | None = None
         try:
-            self._prepare(self.executor.workers)
+            self._prepare(list(self.executor.workers))
             while True:
                 if failure is None:
                     self._fill()
@@ -223,9 +234,14 @@ class _Run:
             raise failure
 
     def _prepare(self, slots: list[_Slot]) -> None:
+        """Send the job to ``slots``; one that died since the last call is dropped (and replaced, if allowed)."""
         refs = [slot.handle.prepare.remote(self.job_id, self.job_ref, self.keeper) for slot in slots]
-        for slot, pid in zip(slots, self._get_all(refs), strict=True):
-            slot.pid = pid
+        for slot, ref in zip(slots, refs, strict=True):
+            try:
+                slot.pid = self._get_all([ref])[0]
+            except self.ray.exceptions.RayActorError as error:
+                self._drop(slot, error)
+                continue
             slot.jobs.add(self.job_id)
 
     def _get_all(self, refs: list[Any]) -> list[Any]:
@@ -261,25 +277,26 @@ class _Run:
         self.on_outcome(index, result.outcome)
 
     def _lost(self, slot: _Slot, index: int, error: BaseException) -> None:
-        """A dead worker: its example goes back to the front of the queue; the worker is replaced if allowed."""
+        """A worker died running ``index``: the example goes back to the front of the queue."""
         if index not in self.finished:
             self.queue.appendleft(index)
+        self._drop(slot, error)
+
+    def _drop(self, slot: _Slot, error: BaseException) -> None:
+        """Take a dead worker out; start a replacement (prepared with this job) unless the restarts are spent."""
         if slot not in self.executor.workers:
             return
         self.executor.workers.remove(slot)
         log.warning("Ray worker pid %s died (%s); its examples go to the other workers", slot.pid, type(error).__name__)
         limit = self.executor.max_restarts
         if limit is None:
-            limit = max(1, len(self.executor.workers) + 1)
+            limit = max(1, self.executor.num_workers or len(self.executor.workers) + 1)
         if self.executor.restarts >= limit or self.stop.is_set():
             return
         self.executor.restarts += 1
         replacement = self.executor._spawn()
-        try:
-            self._prepare([replacement])
-        except self.ray.exceptions.RayActorError:
-            return
         self.executor.workers.append(replacement)
+        self._prepare([replacement])  # a replacement that dies at once is dropped the same way
 
     def _merge(self, result: Result) -> None:
         """The worker's usage into the tracker in force here; its history into the driver's LM of that model."""
