@@ -210,6 +210,8 @@ def test_embedded_model_actors_answer_as_threads_do_and_share_one_disk_cache(clu
     shared = pl.LM("local/gemma-3-270m", cache=pl.lm.cache.Cache(tmp_path / "cache"), n_threads=1)
     with pl.context(lm=shared), pl.RayExecutor(num_workers=2) as executor:
         on_ray = pl.Evaluate(dev, accuracy, executor=executor)(program)
+        batched = program.batch(dev, executor=executor)  # from the shared cache now: the same answers
+    assert [p.sentiment for p in batched] == [p.sentiment for _, p, _ in on_ray.results]
     assert [p.sentiment for _, p, _ in on_ray.results] == [p.sentiment for _, p, _ in on_threads.results]
     assert on_ray.scores == on_threads.scores and on_ray.errors == 0
     with pl.context(lm=pl.LM("local/gemma-3-270m", cache=pl.lm.cache.Cache(tmp_path / "cache"))):
@@ -237,3 +239,8 @@ def test_an_optimizer_scores_its_candidates_on_the_workers_with_the_same_outcome
     assert on_ray.compile_report.chosen == on_threads.compile_report.chosen
     assert on_ray.dump_state() == on_threads.dump_state()
     assert on_ray.compile_report.lm_calls == on_threads.compile_report.lm_calls  # the workers' calls counted
+
+
+def test_more_workers_than_the_cluster_has_cpus_is_refused_not_left_waiting(cluster):
+    with pl.context(lm=ScriptedLM(sentiment_reply)), pytest.raises(ValueError, match="needs 3 CPUs"):
+        pl.Evaluate(questions(2), exact, executor=pl.RayExecutor(num_workers=3))(pl.Predict("question -> answer"))

@@ -96,7 +96,13 @@ class RayExecutor:
                 options["address"] = self.address
             ray.init(**options)
             self._started_ray = True
-        wanted = self.num_workers or max(1, int(ray.cluster_resources().get("CPU", 1) // max(self.num_cpus, 1e-9)))
+        cpus = float(ray.cluster_resources().get("CPU", 0))
+        wanted = self.num_workers or max(1, int(cpus // max(self.num_cpus, 1e-9)))
+        if wanted * self.num_cpus > cpus:  # the actors would wait for CPUs that never come
+            raise ValueError(
+                f"RayExecutor(num_workers={wanted}, num_cpus={self.num_cpus}) needs {wanted * self.num_cpus:g} CPUs "
+                f"and the Ray cluster has {cpus:g}; ask for fewer workers or a smaller num_cpus per worker"
+            )
         alive = []
         for slot in self.workers:  # one that died since the last call is replaced (and counted as a restart)
             try:
