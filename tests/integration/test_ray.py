@@ -101,7 +101,7 @@ def test_evaluate_and_batch_on_ray_give_what_threads_give(cluster, calls):
         batch_threads = program.batch(dev, return_failed_examples=True)
         history_before = len(lm.history)
         with pl.RayExecutor(num_workers=2) as executor:
-            on_ray = pl.Evaluate(dev, exact, executor=executor)(program)
+            on_ray = pl.Evaluate(dev, exact, executor=executor, display_progress=True)(program)
             batch_ray = program.batch(dev, return_failed_examples=True, executor=executor)
     assert on_ray.scores == on_threads.scores and on_ray.errors == on_threads.errors == 1
     assert on_ray.error_details.keys() == on_threads.error_details.keys()

@@ -215,6 +215,27 @@ def test_the_lm_travels_as_its_arguments_with_its_cache_location(tmp_path):
     assert rebuilt._backend_kwargs == {"n_threads": 1} and rebuilt._backend is None  # loads its own model
 
 
+class CountingCallback(pl.BaseCallback):
+    def __init__(self):
+        self.ends = 0
+
+    def on_lm_end(self, call_id, outputs, exception=None):
+        self.ends += 1
+
+
+def test_callbacks_that_can_travel_go_to_the_workers_and_others_are_refused():
+    job = travelled(pl.Predict("question -> answer"), lm=ScriptedLM(answer_of), callbacks=[CountingCallback()])
+    (copy,) = job.settings.callbacks
+    assert isinstance(copy, CountingCallback) and copy.ends == 0
+
+    class HoldsALock(pl.BaseCallback):
+        def __init__(self):
+            self.lock = threading.Lock()
+
+    with pytest.raises(CannotTravel, match="the configured callbacks"):
+        travelled(pl.Predict("question -> answer"), lm=ScriptedLM(answer_of), callbacks=[HoldsALock()])
+
+
 def test_what_cannot_travel_is_refused_with_its_name():
     lock = threading.Lock()
 
