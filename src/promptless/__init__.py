@@ -105,6 +105,9 @@ _LAZY: dict[str, str] = {
     "Judge": "promptless.evaluate.judge",
     "SemanticF1": "promptless.evaluate.judge",
     "ScoreWithFeedback": "promptless.evaluate.feedback",
+    # where the examples run
+    "ThreadExecutor": "promptless.executor",
+    "RayExecutor": "promptless.distributed",
 }
 _LAZY.update(
     {
@@ -161,6 +164,7 @@ if TYPE_CHECKING:
     from promptless.budget import Budget
     from promptless.callbacks import BaseCallback
     from promptless.cost import Price
+    from promptless.distributed import RayExecutor
     from promptless.errors import (
         AdapterParseError,
         ArtifactError,
@@ -197,6 +201,7 @@ if TYPE_CHECKING:
     from promptless.evaluate import Evaluate, EvaluationResult, answer_exact_match, answer_f1
     from promptless.evaluate.feedback import ScoreWithFeedback
     from promptless.evaluate.judge import Judge, SemanticF1
+    from promptless.executor import ThreadExecutor
     from promptless.inspection import inspect_history, inspect_prompt
     from promptless.lm.base import LM, BaseLM
     from promptless.module import Module

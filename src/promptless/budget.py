@@ -52,6 +52,25 @@ class Budget:
         if self.max_tokens is not None and self.tokens >= self.max_tokens:
             raise BudgetExhausted(f"token budget spent: {self.tokens} of max_tokens={self.max_tokens}")
 
+    def remaining(self) -> tuple[int | None, int | None]:
+        """(LM calls, tokens) still allowed here and by every outer budget; None where there is no limit."""
+        with self._lock:
+            calls = None if self.max_lm_calls is None else max(0, self.max_lm_calls - self.lm_calls)
+            tokens = None if self.max_tokens is None else max(0, self.max_tokens - self.tokens)
+        if self.parent is not None:
+            outer_calls, outer_tokens = self.parent.remaining()
+            calls = outer_calls if calls is None else calls if outer_calls is None else min(calls, outer_calls)
+            tokens = outer_tokens if tokens is None else tokens if outer_tokens is None else min(tokens, outer_tokens)
+        return calls, tokens
+
+    def absorb(self, lm_calls: int, tokens: int) -> None:
+        """Count spending that was checked elsewhere (Ray workers charge a budget keeper), here and outward."""
+        if self.parent is not None:
+            self.parent.absorb(lm_calls, tokens)
+        with self._lock:
+            self.lm_calls += lm_calls
+            self.tokens += tokens
+
     def spend(self, response: Response) -> None:
         if self.parent is not None:
             self.parent.spend(response)

@@ -9,6 +9,7 @@
     │   ├── ArtifactError                a saved program that does not load into this program
     │   ├── CheckpointMismatch           a checkpoint of another compile
     │   ├── MetricError                  fatal: a metric returned no score (None, NaN, "no"; also TypeError)
+    │   ├── CannotTravel                 a program, LM, metric or setting that cannot be sent to Ray workers
     │   └── JudgeFieldError              a judge reads a field the example or prediction lacks
     ├── model output: the LM answered, but not usably (also ValueError)
     │   ├── ParseError                   text that is not the signature's outputs (.raw, .field)
@@ -24,6 +25,8 @@
     │   └── LMBadRequest                 the backend rejected the request as malformed
     ├── BudgetExhausted                  fatal: the LM-call/token budget in force is spent
     ├── TooManyErrors                    a run passed its ``max_errors`` (Evaluate, BootstrapFewShot, Parallel)
+    ├── WorkerError                      an error a Ray worker raised that could not be sent back as itself
+    ├── WorkersLost                      every Ray worker died and no replacement could be started
     ├── RetrievalError                   a retriever could not answer
     └── ProgramOfThoughtError            no attempt at code ran
 
@@ -84,6 +87,15 @@ class MetricError(PromptlessError, TypeError):
 
     exit_code = 2
     fatal = True
+
+
+class CannotTravel(PromptlessError, TypeError):
+    """Something a Ray executor must send to its workers cannot go (a lambda over a lock, an LM subclass, ...).
+
+    The message names the object and says what would travel instead.
+    """
+
+    exit_code = 2
 
 
 class JudgeFieldError(PromptlessError, ValueError):
@@ -178,6 +190,33 @@ class TooManyErrors(PromptlessError, RuntimeError):
     def __init__(self, message: str, errors: list[BaseException] | None = None) -> None:
         super().__init__(message)
         self.errors = list(errors or [])
+
+
+class WorkerError(PromptlessError):
+    """An error raised in a Ray worker that could not be unpickled here: its type name and text, and its class flags.
+
+    ``transient``, ``fatal`` and ``outage`` are copied from the original, so a run stops on it as it would have.
+    """
+
+    def __init__(self, type_name: str, message: str, *, transient: bool, fatal: bool, outage: bool) -> None:
+        super().__init__(f"{type_name}: {message}")
+        self.type_name = type_name
+        self.transient, self.fatal, self.outage = transient, fatal, outage
+
+    def __reduce__(self) -> tuple:
+        return _worker_error, (self.type_name, str(self), self.transient, self.fatal, self.outage)
+
+
+def _worker_error(type_name: str, text: str, transient: bool, fatal: bool, outage: bool) -> WorkerError:
+    error = WorkerError(type_name, "", transient=transient, fatal=fatal, outage=outage)
+    error.args = (text,)
+    return error
+
+
+class WorkersLost(PromptlessError, RuntimeError):
+    """Every Ray worker of a run died and the restart limit was reached; the examples not run are named."""
+
+    fatal = True
 
 
 class RetrievalError(PromptlessError):

@@ -1,7 +1,10 @@
-"""Run one function over many items in threads: a bounded window in flight, settings following the work.
+"""Run one function over many items in threads, and the seam that maps a program over examples.
 
-Evaluate, ``Module.batch``, ``Parallel`` and the optimizers' scoring all go through
-``run_indexed``. Only ``2 × num_threads`` calls are in flight at once and each new one
+``Executor.map_program`` is that seam: Evaluate (so the optimizers' scoring), ``Module.batch``
+and ``promptless run --jsonl`` go through it. ``ThreadExecutor`` is this process's threads;
+``promptless.distributed.RayExecutor`` is Ray actors. ``Parallel`` calls ``run_indexed`` itself.
+
+``run_indexed``: Only ``2 × num_threads`` calls are in flight at once and each new one
 is submitted as another completes, so the cost per item stays flat however long the
 list (submitting everything up front and re-waiting on all of it made it grow), and a
 stop takes effect within one call per thread.
@@ -12,8 +15,13 @@ from __future__ import annotations
 import contextvars
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from promptless.primitives import Example
+from promptless.settings import current
 
 WINDOW_PER_THREAD = 2
 POLL_S = 0.5  # how often ``on_tick`` is called while calls are in flight (for a progress display)
@@ -109,3 +117,112 @@ def run_indexed(
                 executor.shutdown(wait=not abandoned)
     if failure is not None:
         raise failure
+
+
+# -- the seam: map a program over examples ------------------------------------------------------------
+@dataclass
+class Outcome:
+    """What one example gave: the program's prediction, the metric's score, or the error that stopped it.
+
+    ``in_metric`` tells an error the metric raised (the prediction is kept) from one the program raised.
+    """
+
+    prediction: Any = None
+    score: Any = None
+    error: BaseException | None = None
+    in_metric: bool = False
+
+
+OnOutcome = Callable[[int, Outcome], None]
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Runs ``program`` on every example (and ``metric(example, prediction)`` when given).
+
+    ``on_outcome(index, outcome)`` is called exactly once for each example that ran, in any
+    order; once ``stop`` is set no further example starts. An exception ``on_outcome`` raises
+    stops the run and is raised (``Module.batch`` stops on a fatal error that way); Evaluate
+    sets ``stop`` instead. ``on_tick`` is called now and then from the caller's thread, for a
+    progress display. Implementations: ``ThreadExecutor`` (threads in this process, the
+    default) and ``promptless.distributed.RayExecutor`` (Ray actors, each with its own LM).
+    """
+
+    def map_program(
+        self,
+        program: Any,
+        examples: Sequence[Any],
+        *,
+        metric: Callable[[Any, Any], Any] | None = None,
+        num_threads: int | None = None,
+        on_outcome: OnOutcome,
+        stop: threading.Event | None = None,
+        on_tick: Callable[[], None] | None = None,
+    ) -> None: ...
+
+
+def example_inputs(example: Any) -> dict[str, Any]:
+    """The keyword arguments a program is called with: an Example's inputs, or a plain mapping as it is."""
+    if isinstance(example, Example) and example.input_keys:
+        return example.inputs()
+    return dict(example)
+
+
+def run_example(program: Callable[..., Any], example: Any, metric: Callable[[Any, Any], Any] | None) -> Outcome:
+    """One example, as every executor runs it: the program, then the metric; errors become the Outcome's."""
+    try:
+        prediction = program(**example_inputs(example))
+    except Exception as error:
+        return Outcome(error=error)
+    if metric is None:
+        return Outcome(prediction)
+    try:
+        return Outcome(prediction, metric(example, prediction))
+    except Exception as error:
+        return Outcome(prediction, error=error, in_metric=True)
+
+
+@dataclass
+class ThreadExecutor:
+    """Today's behaviour: ``run_indexed`` in this process, the program and metric called as they are."""
+
+    num_threads: int | None = None
+
+    def map_program(
+        self,
+        program: Any,
+        examples: Sequence[Any],
+        *,
+        metric: Callable[[Any, Any], Any] | None = None,
+        num_threads: int | None = None,
+        on_outcome: OnOutcome,
+        stop: threading.Event | None = None,
+        on_tick: Callable[[], None] | None = None,
+    ) -> None:
+        items = list(examples)
+
+        def one(index: int) -> None:
+            if stop is not None and stop.is_set():
+                return
+            on_outcome(index, run_example(program, items[index], metric))
+
+        threads = self.num_threads or num_threads or current().num_threads
+        run_indexed(one, len(items), threads, stop=stop, on_tick=on_tick)
+
+    def close(self) -> None:
+        """Nothing to release (the pool lives for one call); here so every executor can be closed alike."""
+
+
+def executor_in_force(executor: Any = None) -> Any:
+    """``executor``, else the ``executor`` setting, else a ``ThreadExecutor``; the name ``"threads"`` is one too."""
+    chosen = executor if executor is not None else current().executor
+    if chosen is None or chosen == "threads":
+        return ThreadExecutor()
+    if isinstance(chosen, str):
+        raise ValueError(
+            f"executor={chosen!r}: here an executor is 'threads' or an Executor object "
+            "(promptless.RayExecutor(...)); Evaluate and the CLI also take the name 'ray'"
+        )
+    if not isinstance(chosen, Executor):
+        raise TypeError(f"executor= takes an Executor (with a map_program method), got {type(chosen).__name__}")
+    return chosen

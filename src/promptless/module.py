@@ -19,9 +19,10 @@ from typing import Any, NamedTuple
 from promptless.artifact_file import check_version, loads_bounded, read_regular_text
 from promptless.atomic import write_text_atomic
 from promptless.callbacks import callback_scope, module_inputs, with_callbacks
+from promptless.distributed import resolve_executor
 from promptless.dspy_format import from_dspy_state, is_dspy_state
 from promptless.errors import ArtifactError, RunGuard
-from promptless.executor import run_indexed
+from promptless.executor import Outcome
 from promptless.primitives import Example, Prediction
 from promptless.settings import context, current, override, restore, run_in_context
 from promptless.trace import UsageTracker
@@ -268,31 +269,31 @@ class Module:
         num_threads: int | None = None,
         *,
         return_failed_examples: bool = False,
+        executor: Any = None,
     ) -> Any:
         """Run on many inputs in threads (settings follow), results in input order.
 
         A failing input yields None in its place; with ``return_failed_examples``
         the call returns ``(results, failed_examples, exceptions)``. An error no
         further input can avoid (``promptless.errors``: fatal, or outages in a row)
-        stops the batch and is raised.
+        stops the batch and is raised. ``executor`` (``"ray"``, a ``RayExecutor``; default
+        the ``executor`` setting, else threads) runs the inputs elsewhere, with the same results.
         """
         items = list(examples)
         guard = RunGuard()
         outcomes: list[tuple[Any, BaseException | None]] = [(None, None)] * len(items)
 
-        def run_one(index: int) -> None:
-            example = items[index]
-            inputs = example.inputs() if isinstance(example, Example) and example.input_keys else dict(example)
-            try:
-                result = self(**inputs)
-            except Exception as error:
-                outcomes[index] = (None, error)
-                guard.failed(error)  # raises what no further input can avoid: the batch stops
+        def record(index: int, outcome: Outcome) -> None:
+            if outcome.error is not None:
+                outcomes[index] = (None, outcome.error)
+                guard.failed(outcome.error)  # raises what no further input can avoid: the batch stops
                 return
             guard.succeeded()
-            outcomes[index] = (result, None)
+            outcomes[index] = (outcome.prediction, None)
 
-        run_indexed(run_one, len(items), num_threads or current().num_threads)
+        resolve_executor(executor).map_program(
+            self, items, num_threads=num_threads or current().num_threads, on_outcome=record
+        )
         results = [result for result, _ in outcomes]
         if not return_failed_examples:
             return results

@@ -38,6 +38,7 @@ class Settings:
     stream_sink: Callable[[Any], None] | None = None  # set by promptless.stream(); Predict streams into it
     prices: Mapping[str, Any] | None = None  # model -> promptless.cost.Price ($ per million tokens)
     track_usage: bool = True  # DSPy's switch, accepted; usage is always tracked here (pred.get_lm_usage())
+    executor: Any = None  # how Evaluate, Module.batch and the CLI map a program over examples (promptless.executor)
 
 
 _SETTINGS: contextvars.ContextVar[Settings] = contextvars.ContextVar(

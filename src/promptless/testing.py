@@ -115,5 +115,17 @@ class ScriptedLM(LM):
     def requests(self) -> list[Request]:
         return self.backend.requests  # type: ignore[attr-defined]
 
+    def worker_recipe(self) -> tuple[Callable[..., Any], dict[str, Any]]:
+        """How a Ray worker builds its own copy: the same script function (a list of replies cannot be shared)."""
+        backend: ScriptedBackend = self.backend  # type: ignore[assignment]
+        if backend._fn is None and backend._replies:
+            raise TypeError(
+                "a ScriptedLM with a list of replies cannot run on Ray workers (each would replay the whole list); "
+                "give it a function of the Request (a module-level function travels)"
+            )
+        kwargs = {"model_type": backend.model_type, "default": backend._default, "model": self.model}
+        kwargs |= {"temperature": self.temperature, "max_tokens": self.max_tokens}
+        return ScriptedLM, {"script": backend._fn or (), **kwargs}
+
 
 DummyLM = ScriptedLM  # the name DSPy users know

@@ -43,6 +43,16 @@ class UsageTracker:
             self._total = self._total + spent
             self.cache_hits += int(response.cached)
 
+    def add_usage(self, model: str, spent: Usage, cache_hits: int = 0) -> None:
+        """Usage counted elsewhere (a Ray worker's calls), added here and to the parents as ``add`` would."""
+        if self.parent is not None:
+            self.parent.add_usage(model, spent, cache_hits)
+        with self._lock:
+            before = self.by_model.get(model)
+            self.by_model[model] = spent if before is None else before + spent
+            self._total = self._total + spent
+            self.cache_hits += cache_hits
+
     @property
     def total(self) -> Usage:
         """All models together; read under the lock (other threads may still be adding)."""

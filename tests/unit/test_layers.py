@@ -45,6 +45,7 @@ FLOORS: dict[str, int] = {
     "promptless.lm": 4,
     "promptless.testing": 4,
     "promptless.module": 5,
+    "promptless.distributed": 5,  # the executors by name (threads, Ray): Module.batch and Evaluate pick one
     "promptless.modules": 5,
     "promptless.tool": 5,
     "promptless.retrieve": 5,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sys
@@ -16,6 +17,8 @@ from promptless.errors import cannot_recover
 from promptless.redact import printable, redact
 
 if TYPE_CHECKING:
+    from promptless.cli.artifact import LoadedProgram
+    from promptless.executor import Outcome
     from promptless.module import Module
     from promptless.signature import Signature
 
@@ -43,6 +46,13 @@ def run_command(
     ] = None,
     api_base: ApiBaseOption = None,
     tools: ToolsOption = None,
+    ray: Annotated[
+        bool, typer.Option("--ray", help="Run the --jsonl lines on Ray workers, each with its own model.")
+    ] = False,
+    address: Annotated[
+        str | None,
+        typer.Option(metavar="ADDRESS", help="With --ray: join this Ray cluster ('auto': the one running here)."),
+    ] = None,
 ) -> None:
     """Run a saved program on one input, or on every line of a JSONL file."""
     from rich.console import Console
@@ -54,6 +64,10 @@ def run_command(
 
     if bool(inputs) == (jsonl is not None):
         raise CLIError("give the inputs with --input field=value (repeatable) or --jsonl FILE, one of the two")
+    if (ray or address is not None) and jsonl is None:
+        raise CLIError("--ray and --address run the lines of a --jsonl file; give --jsonl FILE")
+    if address is not None and not ray:
+        raise CLIError("--address is the Ray cluster to join: use it with --ray")
     loaded = load_program(program_path, tools=(lambda: load_tools(tools)) if tools else None)
     values: dict[str, Any] = {}
     if inputs:
@@ -63,7 +77,12 @@ def run_command(
     preflight(run_lm)
     with context(lm=run_lm):
         if jsonl is not None:
-            failed, total = run_lines(loaded.program, loaded.task, jsonl, sys.stdout)
+            executor = ray_executor(loaded, tools, address) if ray else None
+            try:
+                failed, total = run_lines(loaded.program, loaded.task, jsonl, sys.stdout, executor)
+            finally:
+                if executor is not None:
+                    executor.close()
             if failed:
                 raise CLIError(f'{failed} of {total} inputs failed; their output lines hold an "error" key', RUNTIME)
             return
@@ -77,37 +96,108 @@ def run_command(
         console.print(printable(f"{name}: {text}"), markup=False, highlight=False, soft_wrap=True)
 
 
-def run_lines(program: Module, task: Signature, source: str, out: TextIO) -> tuple[int, int]:
+def run_lines(program: Module, task: Signature, source: str, out: TextIO, executor: Any = None) -> tuple[int, int]:
     """Run every non-blank line; a line that fails gets ``{"error": ...}`` and the rest go on.
 
     Errors that no other line could escape (bad credentials, a missing model, the budget) stop the run.
+    The lines go through ``executor`` (``promptless.executor``); without one, one line at a time in this
+    process, each written as it finishes. On Ray the lines run together, written in input order.
     Returns (failed, total).
     """
-    from promptless.cli.common import require_inputs
-    from promptless.cli.data import parse_jsonl_line, read_text
+    from promptless.cli.data import read_text
+    from promptless.executor import ThreadExecutor
 
     lines = sys.stdin if source == "-" else read_text(Path(source)).splitlines()
-    failed = total = 0
+    chunk = LINES_PER_CHUNK if executor is not None else 1
+    counts = [0, 0]  # failed, total
+    pending: list[tuple[int, str]] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        total += 1
+        pending.append((number, line))
+        if len(pending) >= chunk:
+            _run_chunk(program, task, source, pending, out, executor or ThreadExecutor(1), counts)
+            pending = []
+    if pending:
+        _run_chunk(program, task, source, pending, out, executor or ThreadExecutor(1), counts)
+    if counts[1] == 0:
+        raise CLIError(f"{source} has no inputs (no non-blank lines)")
+    return counts[0], counts[1]
+
+
+LINES_PER_CHUNK = 10_000  # on Ray: lines sent together (a chunk's outputs are written in order as they finish)
+
+
+def _run_chunk(
+    program: Module,
+    task: Signature,
+    source: str,
+    lines: list[tuple[int, str]],
+    out: TextIO,
+    executor: Any,
+    counts: list[int],
+) -> None:
+    """One chunk of lines: each parsed here, the good ones mapped, every output written in input order."""
+    from promptless.cli.common import require_inputs
+    from promptless.cli.data import parse_jsonl_line
+
+    done: dict[int, tuple[dict[str, Any], bool]] = {}  # position in the chunk -> (output line, failed)
+    inputs: list[dict[str, Any]] = []
+    positions: list[int] = []  # the chunk position of each input that runs
+    for position, (number, line) in enumerate(lines):
         try:
             record = parse_jsonl_line(source if source != "-" else "stdin", number, line)
             values = {name: record[name] for name in task.input_fields if name in record}
             require_inputs(values, task, f"line {number}")
-            result = outputs_of(program(**values))
         except CLIError as error:
-            failed, result = failed + 1, {"error": redact(error)}
-        except Exception as error:
-            if cannot_recover(error):
-                raise
-            failed, result = failed + 1, {"error": redact(f"{type(error).__name__}: {error}")}
-        out.write(json_line(result))
+            done[position] = ({"error": redact(error)}, True)
+            continue
+        inputs.append(values)
+        positions.append(position)
+    next_position = 0
+
+    def flush() -> None:
+        nonlocal next_position
+        while next_position in done:
+            result, failed = done.pop(next_position)
+            counts[0] += failed
+            counts[1] += 1
+            out.write(json_line(result))
+            next_position += 1
         out.flush()
-    if total == 0:
-        raise CLIError(f"{source} has no inputs (no non-blank lines)")
-    return failed, total
+
+    def record(index: int, outcome: Outcome) -> None:
+        if outcome.error is not None:
+            if cannot_recover(outcome.error):
+                raise outcome.error
+            done[positions[index]] = ({"error": redact(f"{type(outcome.error).__name__}: {outcome.error}")}, True)
+        else:
+            done[positions[index]] = (outputs_of(outcome.prediction), False)
+        flush()
+
+    flush()
+    if inputs:
+        executor.map_program(program, inputs, on_outcome=record)
+    flush()
+
+
+def ray_executor(loaded: LoadedProgram, tools: str | None, address: str | None) -> Any:
+    """A RayExecutor whose workers rebuild this program from its artifact's own recipe (kind, signature, tools)."""
+    from promptless.distributed import RayExecutor
+
+    spec = loaded.spec
+    factory = None
+    if spec is not None:
+        factory = functools.partial(rebuild_program, spec.program, spec.signature, tools)
+    return RayExecutor(address=address, program_factory=factory)
+
+
+def rebuild_program(kind: str, signature: str, tools: str | None) -> Module:
+    """In a Ray worker: the program ``promptless compile`` built (its tools imported there from --tools)."""
+    from promptless.cli.programs import build_program, load_tools
+    from promptless.signature import ensure_signature
+
+    return build_program(kind, ensure_signature(signature), load_tools(tools) if tools else None)
 
 
 def json_line(value: Any) -> str:

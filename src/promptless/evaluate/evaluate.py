@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from promptless.callbacks import with_callbacks
+from promptless.distributed import resolve_executor
 from promptless.errors import RunGuard, TooManyErrors
 from promptless.evaluate.feedback import call_metric, split_score
 from promptless.evaluate.stats import bootstrap_ci
 from promptless.evaluate.table import as_table, metric_name, result_rows, show
-from promptless.executor import run_indexed
+from promptless.executor import Outcome
 from promptless.primitives import Example, Prediction
 from promptless.settings import current
 from promptless.trace import UsageTracker, track_usage
@@ -86,6 +87,9 @@ class Evaluate:
     DataFrame when pandas is installed). ``provide_traceback`` logs each failing example's
     traceback. ``return_all_scores``/``return_outputs`` make the call return DSPy 2's tuples
     (``(score, scores)``, ``(score, results)``, or ``(score, results, scores)``).
+    ``executor`` runs the examples elsewhere: ``"ray"`` or a ``promptless.RayExecutor(...)`` (Ray
+    actors, each with its own LM; results, usage and errors as with threads); default: the
+    ``executor`` setting, else this process's threads.
     """
 
     def __init__(
@@ -101,6 +105,7 @@ class Evaluate:
         failure_score: float = 0.0,
         return_all_scores: bool = False,
         return_outputs: bool = False,
+        executor: Any = None,
     ) -> None:
         self.devset = list(devset)
         self.metric = metric
@@ -112,6 +117,7 @@ class Evaluate:
         self.failure_score = failure_score
         self.return_all_scores = return_all_scores
         self.return_outputs = return_outputs
+        self.executor = executor  # None: the ``executor`` setting (threads by default); "threads", "ray", an Executor
 
     @with_callbacks("evaluate")
     def __call__(
@@ -136,7 +142,8 @@ class Evaluate:
         progress = self.display_progress if display_progress is None else display_progress
         with track_usage() as usage:
             run = _Run(program, metric, examples, self.failure_score, self.max_errors, bool(self.provide_traceback))
-            run.execute(num_threads or self.num_threads or current().num_threads, progress)
+            threads = num_threads or self.num_threads or current().num_threads
+            run.execute(threads, progress, resolve_executor(self.executor))
         if run.error_details:
             log.warning("%d of %d examples failed; see result.error_details", len(run.error_details), len(examples))
         scores = [score for _, _, score in run.results]
@@ -165,6 +172,16 @@ class Evaluate:
         return result
 
 
+class MetricScore:
+    """The metric read as Evaluate reads it (``call_metric`` then ``split_score``); pickles with the metric."""
+
+    def __init__(self, metric: Metric) -> None:
+        self.metric = metric
+
+    def __call__(self, example: Example, prediction: Any) -> float:
+        return split_score(call_metric(self.metric, example, prediction), self.metric)[0]
+
+
 class _Run:
     """One evaluation's mutable bookkeeping, shared by its worker threads under a lock."""
 
@@ -188,20 +205,13 @@ class _Run:
         self.lock = threading.Lock()
         self.stop = threading.Event()
 
-    def one(self, index: int) -> None:
-        if self.stop.is_set():
-            return
-        example = self.examples[index]
-        try:
-            prediction = self.program(**example.inputs())
-        except Exception as error:
-            self._record_error(index, error)
-            return
-        try:
-            score = split_score(call_metric(self.metric, example, prediction), self.metric)[0]
-        except Exception as error:  # the prediction is kept beside the metric's error
-            self.results[index] = (example, prediction, self.failure)
-            self._record_error(index, error)
+    def record(self, index: int, outcome: Outcome) -> None:
+        """One example's outcome, from whichever thread or worker ran it."""
+        example, prediction, score = self.examples[index], outcome.prediction, outcome.score
+        if outcome.error is not None:
+            if outcome.in_metric:  # the prediction is kept beside the metric's error
+                self.results[index] = (example, prediction, self.failure)
+            self._record_error(index, outcome.error)
             return
         with self.lock:
             self.results[index] = (example, prediction, score)
@@ -209,7 +219,7 @@ class _Run:
             self.done += 1
             self.total_score += score
 
-    def _record_error(self, index: int, error: Exception) -> None:
+    def _record_error(self, index: int, error: BaseException) -> None:
         if self.traceback:
             log.error("example %d failed: %r", index, error, exc_info=error)
         else:
@@ -234,7 +244,7 @@ class _Run:
         self.fatal = self.fatal or error
         self.stop.set()
 
-    def execute(self, num_threads: int, display_progress: bool) -> None:
+    def execute(self, num_threads: int, display_progress: bool, executor: Any) -> None:
         progress = _progress(len(self.examples)) if display_progress else None
 
         def tick() -> None:
@@ -242,7 +252,15 @@ class _Run:
                 progress.update(self.done, self.total_score, len(self.error_details))
 
         try:
-            run_indexed(self.one, len(self.examples), num_threads, stop=self.stop, on_tick=tick)
+            executor.map_program(
+                self.program,
+                self.examples,
+                metric=MetricScore(self.metric),
+                num_threads=num_threads,
+                on_outcome=self.record,
+                stop=self.stop,
+                on_tick=tick,
+            )
         finally:
             if progress is not None:
                 tick()
