@@ -74,8 +74,9 @@ class Module:
         finally:
             restore(token)
         if isinstance(result, Prediction):
-            result._usage = tracker.total
-            result.__dict__["_usage_by_model"] = tracker  # read per model by get_lm_usage(), only if asked
+            stamp = result.__dict__
+            stamp["_usage"] = tracker.total
+            stamp["_usage_by_model"] = tracker  # read per model by get_lm_usage(), only if asked
         return result
 
     async def acall(self, *args: Any, **kwargs: Any) -> Any:

@@ -33,6 +33,7 @@ class ScriptedBackend:
         self._lock = threading.Lock()
         self.requests: list[Request] = []
         self.chunk_size = 3
+        self._word_counts: dict[str, int] = {}  # per message text: a program's fixed messages recur on every call
 
     def complete(self, request: Request) -> Response:
         texts = []
@@ -41,8 +42,28 @@ class ScriptedBackend:
             if isinstance(reply, LMError):
                 raise reply
             texts.append(render_reply(reply, request))
-        words = len(request.text.split())
+        words = self._prompt_words(request)
         return Response(texts, Usage(words, sum(len(t.split()) for t in texts), 0, 1), ["stop"] * len(texts))
+
+    def _prompt_words(self, request: Request) -> int:
+        """``len(request.text.split())``, the "tokens" of the prompt, without joining and splitting it every call.
+
+        ``request.text`` writes each message as ``[role]`` then its content, so its word count is one per
+        message plus the words of each content; the counts of the fixed messages are kept.
+        """
+        if request.messages is None:
+            return len(request.text.split())
+        counts, total = self._word_counts, 0
+        for message in request.messages:
+            content = message["content"]
+            words = counts.get(content)
+            if words is None:
+                words = len(content.split())
+                if len(counts) >= 1024:
+                    counts.clear()
+                counts[content] = words
+            total += 1 + words
+        return total
 
     def stream(self, request: Request) -> Generator[str, None, Response]:
         """The reply in pieces of ``chunk_size`` characters, to exercise streaming code."""

@@ -17,6 +17,7 @@ demo that holds a History has its turns rendered just before it.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,8 @@ from promptless.adapters.values import render_value
 from promptless.fieldtypes import literal_values
 from promptless.signature import Field, Signature
 from promptless.types import History, Request
+
+_VERSION = operator.attrgetter("_version")  # an Example's change counter
 
 
 @dataclass(frozen=True)
@@ -43,8 +46,9 @@ class Adapter:
         Keyed by the demos' identities and change counters; the memo keeps the demos
         alive, so an identity cannot be reused by another object while its entry exists.
         """
-        versions = tuple(getattr(d, "_version", None) for d in demos)
-        if None in versions:  # plain dicts carry no change counter: render every time
+        try:
+            versions = tuple(map(_VERSION, demos))
+        except AttributeError:  # plain dicts carry no change counter: render every time
             return render()
         key = (signature, tuple(map(id, demos)), versions)
         hit = self._memo.get(key)

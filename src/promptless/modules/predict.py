@@ -71,9 +71,12 @@ class Predict(Module, Parameter):
         completions, errors = [], []
         for text in response.texts:
             try:
-                completions.append(_drive(self._parsed(adapter, request, text), lambda retry: lm(retry).text))
-            except ParseError as error:
-                errors.append(error)
+                completions.append(observed_parse(adapter, self.signature, text))
+            except ParseError as first:
+                try:
+                    completions.append(_drive(self._retried(adapter, request, text, first), lambda r: lm(r).text))
+                except ParseError as error:
+                    errors.append(error)
         if not completions:
             lm.forget(request)
         return self._finish(response, demos, inputs, completions, errors)
@@ -87,7 +90,11 @@ class Predict(Module, Parameter):
         response = await lm.acomplete(request)
         completions, errors = [], []
         for text in response.texts:
-            steps = self._parsed(adapter, request, text)
+            try:
+                completions.append(observed_parse(adapter, self.signature, text))
+                continue
+            except ParseError as first:
+                steps = self._retried(adapter, request, text, first)
             try:
                 retry = next(steps)
                 while True:
@@ -100,21 +107,24 @@ class Predict(Module, Parameter):
             lm.forget(request)
         return self._finish(response, demos, inputs, completions, errors)
 
-    def _parsed(self, adapter: Adapter, request: Request, text: str) -> Generator[Request, str, dict[str, Any]]:
-        """Parse ``text``; on a ParseError yield a retry request and be sent its answer, up to the retries allowed.
+    def _retried(
+        self, adapter: Adapter, request: Request, text: str, error: ParseError
+    ) -> Generator[Request, str, dict[str, Any]]:
+        """After ``text`` failed to parse: yield a retry request and be sent its answer, up to the retries allowed.
 
         One routine for ``forward`` and ``aforward``: they differ only in how they send the retry.
+        The first parse happens before, in the caller: most answers parse, and need no generator.
         """
         retries = current().max_parse_retries
-        while True:
+        while retries > 0:
+            retries -= 1
+            request = dataclasses.replace(adapter.format_retry(request, text, error), n=1)
+            text = yield request
             try:
                 return observed_parse(adapter, self.signature, text)
-            except ParseError as error:
-                if retries <= 0:
-                    raise
-                retries -= 1
-                request = dataclasses.replace(adapter.format_retry(request, text, error), n=1)
-                text = yield request
+            except ParseError as again:
+                error = again
+        raise error
 
     def _finish(
         self,
@@ -159,7 +169,7 @@ class Predict(Module, Parameter):
 
     def _prepare(self, kwargs: dict[str, Any]) -> tuple[LM, Adapter, dict[str, Any], Request]:
         """Call arguments (inputs plus optional ``config=``, ``demos=``, ``lm=``) to the request to send."""
-        config = {**self.config, **_checked_config(kwargs.pop("config", {}))}
+        config = {**self.config, **_checked_config(kwargs.pop("config"))} if "config" in kwargs else self.config
         demos = kwargs.pop("demos", self.demos)
         lm = resolve_lm(kwargs.pop("lm", None) or self.lm)
         inputs = self._checked_inputs(kwargs)
@@ -172,6 +182,8 @@ class Predict(Module, Parameter):
 
     def _checked_inputs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         expected = self.signature.input_fields
+        if kwargs.keys() == expected.keys():  # the usual call: every input given, nothing else
+            return {n: kwargs[n] for n in expected}
         history = self.signature.history_field  # optional: no earlier turns is a conversation's first, as in DSPy
         missing = [n for n, f in expected.items() if n not in kwargs and not is_optional(f.annotation) and n != history]
         extra = [n for n in kwargs if n not in expected]
