@@ -159,8 +159,8 @@ class Prediction(Example):
         """For copy and pickle: the call's usage tracker (it holds a lock) becomes a fixed per-model view."""
         state = dict(self.__dict__)
         tracker = state.get("_usage_by_model")
-        if tracker is not None and not isinstance(tracker, _UsageView):
-            state["_usage_by_model"] = _UsageView(tracker.snapshot())
+        if tracker is not None and not isinstance(tracker, UsageView):
+            state["_usage_by_model"] = UsageView(tracker.snapshot())
         return state
 
     @property
@@ -194,8 +194,8 @@ class Prediction(Example):
         }
 
 
-class _UsageView:
-    """Usage per model, fixed: what a copied Prediction keeps of its call's tracker."""
+class UsageView:
+    """Usage per model, fixed: what a copied Prediction keeps of its call's tracker (and what a Predict stamps)."""
 
     def __init__(self, by_model: dict[str, Usage]) -> None:
         self.by_model = by_model

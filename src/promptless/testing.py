@@ -9,6 +9,7 @@ real model.
 from __future__ import annotations
 
 import json
+import operator
 import threading
 from collections.abc import Callable, Generator, Iterable
 from typing import Any
@@ -18,6 +19,9 @@ from promptless.lm.errors import LMError
 
 Reply = str | dict[str, Any] | LMError
 Script = Iterable[Reply] | Callable[[Request], Reply]
+
+
+_CONTENT = operator.itemgetter("content")
 
 
 class ScriptExhausted(AssertionError):
@@ -43,7 +47,7 @@ class ScriptedBackend:
                 raise reply
             texts.append(render_reply(reply, request))
         words = self._prompt_words(request)
-        return Response(texts, Usage(words, sum(len(t.split()) for t in texts), 0, 1), ["stop"] * len(texts))
+        return Response(texts, Usage(words, sum(map(len, map(str.split, texts))), 0, 1), ["stop"] * len(texts))
 
     def _prompt_words(self, request: Request) -> int:
         """``len(request.text.split())``, the "tokens" of the prompt, without joining and splitting it every call.
@@ -53,17 +57,15 @@ class ScriptedBackend:
         """
         if request.messages is None:
             return len(request.text.split())
-        counts, total = self._word_counts, 0
-        for message in request.messages:
-            content = message["content"]
-            words = counts.get(content)
-            if words is None:
-                words = len(content.split())
-                if len(counts) >= 1024:
-                    counts.clear()
-                counts[content] = words
-            total += 1 + words
-        return total
+        contents = list(map(_CONTENT, request.messages))
+        counts = self._word_counts
+        known = list(map(counts.get, contents))
+        if None in known:  # a new message (the call's input, usually): count it
+            if len(counts) >= 1024:
+                counts.clear()
+            counts.update((content, len(content.split())) for content in contents)
+            known = list(map(counts.__getitem__, contents))
+        return len(contents) + sum(known)
 
     def stream(self, request: Request) -> Generator[str, None, Response]:
         """The reply in pieces of ``chunk_size`` characters, to exercise streaming code."""

@@ -210,13 +210,14 @@ class LM:
     @with_callbacks("lm")
     def complete(self, request: Request) -> Response:
         """Answer from the cache, or run the backend with retries; record history."""
-        key, response = self._lookup(request)
+        key, response = self._lookup(request) if self._cache is not None else (None, None)
         if response is None:
             budget = _charge_budget()
+            backend = self._backend or self.backend
             for attempt in itertools.count():
                 started = time.perf_counter()
                 try:
-                    response = self.backend.complete(request)
+                    response = backend.complete(request)
                     break
                 except LMError as error:
                     self.backoff.sleep(self._retry_delay(error, attempt))

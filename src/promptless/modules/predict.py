@@ -17,12 +17,12 @@ from promptless.finetune.artifact import WeightsRecord
 from promptless.finetune.runtime import finetuned_lm
 from promptless.lm import LM, resolve_lm
 from promptless.module import Module, Parameter
-from promptless.primitives import Example, Prediction
+from promptless.primitives import Example, Prediction, UsageView
 from promptless.redact import redact_url
 from promptless.settings import current
 from promptless.signature import Signature, ensure_signature
 from promptless.trace import TraceStep
-from promptless.types import History, Request, Response
+from promptless.types import History, Request, Response, Usage
 
 SAMPLING_KEYS = frozenset({"temperature", "max_tokens", "n", "stop", "seed", "rollout_id"})
 FILE_LIMITS = {"n": 8, "max_tokens": 8192}  # the most a loaded artifact may ask for per call; code may ask for more
@@ -38,6 +38,12 @@ class Predict(Module, Parameter):
     ``seed``, ``rollout_id``); a call may override them with ``config={...}``.
     Learned state is ``demos`` (and the signature's instructions).
     """
+
+    _stamps_usage = True  # forward() stamps its Prediction's usage itself (see Module.__call__)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._stamps_usage = cls.forward is Predict.forward  # a forward of its own may call more than the LM
 
     def __init__(
         self,
@@ -68,18 +74,23 @@ class Predict(Module, Parameter):
         sink = current().stream_sink
         streamed = sink is not None and request.n == 1
         response = self._streamed(lm, adapter, request, sink) if streamed else lm(request)
-        completions, errors = [], []
+        completions, errors, spent = [], [], [response]
         for text in response.texts:
             try:
                 completions.append(observed_parse(adapter, self.signature, text))
             except ParseError as first:
+
+                def send(retry: Request) -> str:
+                    spent.append(lm(retry))
+                    return spent[-1].text
+
                 try:
-                    completions.append(_drive(self._retried(adapter, request, text, first), lambda r: lm(r).text))
+                    completions.append(_drive(self._retried(adapter, request, text, first), send))
                 except ParseError as error:
                     errors.append(error)
         if not completions:
             lm.forget(request)
-        return self._finish(response, demos, inputs, completions, errors)
+        return self._finish(lm, spent, demos, inputs, completions, errors)
 
     async def aforward(self, *args: Any, **kwargs: Any) -> Prediction:
         """``forward`` without blocking the event loop: the LM call (and any parse retry) is awaited."""
@@ -88,7 +99,7 @@ class Predict(Module, Parameter):
         demos = kwargs.get("demos", self.demos)
         lm, adapter, inputs, request = self._prepare(kwargs)
         response = await lm.acomplete(request)
-        completions, errors = [], []
+        completions, errors, spent = [], [], [response]
         for text in response.texts:
             try:
                 completions.append(observed_parse(adapter, self.signature, text))
@@ -98,14 +109,15 @@ class Predict(Module, Parameter):
             try:
                 retry = next(steps)
                 while True:
-                    retry = steps.send((await lm.acomplete(retry)).text)
+                    spent.append(await lm.acomplete(retry))
+                    retry = steps.send(spent[-1].text)
             except StopIteration as done:
                 completions.append(done.value)
             except ParseError as error:
                 errors.append(error)
         if not completions:
             lm.forget(request)
-        return self._finish(response, demos, inputs, completions, errors)
+        return self._finish(lm, spent, demos, inputs, completions, errors)
 
     def _retried(
         self, adapter: Adapter, request: Request, text: str, error: ParseError
@@ -128,16 +140,25 @@ class Predict(Module, Parameter):
 
     def _finish(
         self,
-        response: Response,
+        lm: LM,
+        spent: list[Response],
         demos: Sequence[Any],
         inputs: dict[str, Any],
         completions: list[dict[str, Any]],
         errors: list[ParseError],
     ) -> Prediction:
-        """Record the call: annotate its history entry, append the trace step, return the Prediction."""
+        """Record the call: annotate its history entry, append the trace step, return the Prediction.
+
+        The Prediction carries the usage of the LM calls made (``spent``: the call and its parse
+        retries): a Predict makes no other calls, so it needs no usage tracker of its own
+        (``Module.__call__`` skips making one, see ``_stamps_usage``).
+        """
         if not completions:
             raise errors[0]
-        prediction = Prediction.from_completions(completions)
+        usage = _usage_of(spent)
+        prediction = Prediction.from_completions(completions, usage)
+        prediction.__dict__["_usage_by_model"] = UsageView({lm.model: usage})
+        response = spent[0]
         entry = response.history
         if entry is not None:  # after a parse retry the fields are the retry's; the retry has its own entry
             entry.signature, entry.demos, entry.inputs, entry.outputs = (
@@ -274,6 +295,17 @@ class Predict(Module, Parameter):
             self.weights = weights
             self.lm = finetuned_lm(weights, like=self.lm or current().lm)
         return self
+
+
+def _usage_of(responses: list[Response]) -> Usage:
+    """What these LM calls spent, as a usage tracker counts it: a cache hit is free and no call."""
+    prompt = completion = cached = calls = 0
+    for response in responses:
+        if not response.cached:
+            used = response.usage
+            prompt, completion = prompt + used.prompt_tokens, completion + used.completion_tokens
+            cached, calls = cached + used.cached_tokens, calls + 1
+    return Usage(prompt, completion, cached, calls)
 
 
 def _positional(predictor: Predict, args: tuple[Any, ...]) -> TypeError:
