@@ -109,6 +109,7 @@ def compile_command(
     from promptless.cli.common import build_lm, preflight, resolve_model
     from promptless.cli.data import check_columns, deduplicate, read_records, split, to_examples
     from promptless.cli.errors import INTERRUPTED, RUNTIME, CLIError
+    from promptless.cli.interrupt import exit_on_interrupt
     from promptless.cli.metrics import build_metric
     from promptless.cli.optimizers import OptimizerOptions, build_optimizer
     from promptless.cli.outputs import describe_labels, free_text_warning, type_outputs
@@ -172,12 +173,12 @@ def compile_command(
     )
     # One budget for the whole command (the forecast's probe runs too); cache hits are free.
     limit = Budget(max_lm_calls=budget) if budget is not None else None
+    early = "interrupted during the forecast, before the compile started: nothing to resume"
     try:
-        with context(lm=run_lm, budget=limit):
+        with context(lm=run_lm, budget=limit), exit_on_interrupt(lambda: early):
             forecast = _forecast(compiler, student, train, val)
     except KeyboardInterrupt:
-        stop = "interrupted during the forecast, before the compile started: nothing to resume"
-        raise CLIError(stop, INTERRUPTED) from None
+        raise CLIError(early, INTERRUPTED) from None
     if forecast is not None:
         say(console, f"forecast: {_forecast_text(forecast, budget)}")
     if dry_run:
@@ -186,12 +187,16 @@ def compile_command(
     if forecast is not None and forecast.lm_calls > CONFIRM_ABOVE and not yes and _interactive(console):
         typer.confirm(f"spend ~{forecast.lm_calls} LM calls?", default=True, abort=True)
     display = CompileProgress(console, forecast.lm_calls if forecast is not None else None)
-    try:
-        with display, context(lm=run_lm, budget=limit, callbacks=[display]):
+
+    def stopped() -> str:
+        return f"interrupted while {display.stopped_in}; {_resume(ctx, resume_file, data)}"
+
+    try:  # Ctrl-C ends the process at once (the steps and answers are on disk already); see cli/interrupt.py
+        on_ctrl_c = exit_on_interrupt(stopped, before_exit=display.stop)
+        with display, context(lm=run_lm, budget=limit, callbacks=[display]), on_ctrl_c:
             compiled = compiler.compile(student, trainset=train, valset=val)
-    except KeyboardInterrupt:
-        stop = f"interrupted while {display.stopped_in}; {_resume(ctx, resume_file, data)}"
-        raise CLIError(stop, INTERRUPTED) from None
+    except KeyboardInterrupt:  # raised by other means than a signal (a test, an embedding program)
+        raise CLIError(stopped(), INTERRUPTED) from None
     except PromptlessError as error:  # the model or server failed: what finished is kept for a resume
         failure = classify(error)
         if failure.code != RUNTIME or not resume_file.exists():
