@@ -42,13 +42,13 @@ def script(request):
     calls.append(request)
     if len(calls) >= slow_from:  # from here on every call hangs, as a slow model's would
         marker.touch()
-        time.sleep(%d)
+        time.sleep(SLOW_S)
     return answers(request)
 
 common.make_lm = lambda model, *, api_base=None: ScriptedLM(script, cache=Cache(cache_dir))
 sys.argv[0] = "promptless"
 main.main()
-""" % SLOW_S
+""".replace("SLOW_S", str(SLOW_S))
 
 
 def test_sigint_with_slow_calls_in_flight_ends_at_once_and_the_resume_finishes(cli, tmp_path):
@@ -61,7 +61,8 @@ def test_sigint_with_slow_calls_in_flight_ends_at_once_and_the_resume_finishes(c
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
     # The 10th call is the compiled candidate's first: the baseline and the demos are checkpointed by then.
     command = [sys.executable, "launch.py", "10", str(marker), str(cache), *args]
-    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, **pipes)
     try:
         deadline = time.monotonic() + 120
         while not marker.exists():

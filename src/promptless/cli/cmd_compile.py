@@ -106,6 +106,7 @@ def compile_command(
 
     from promptless.budget import Budget
     from promptless.cli.artifact import ProgramSpec, check_writable, save_program
+    from promptless.cli.checkpoint_lm import check_same_lm, remove_stamp, write_stamp
     from promptless.cli.common import build_lm, preflight, resolve_model
     from promptless.cli.data import check_columns, deduplicate, read_records, split, to_examples
     from promptless.cli.errors import INTERRUPTED, RUNTIME, CLIError
@@ -135,6 +136,7 @@ def compile_command(
                 f"{resume_file} holds the finished steps of an unfinished compile: pass --checkpoint {resume_file} "
                 "to resume it, or delete the file to start afresh"
             )
+    lm_note = check_same_lm(resume_file, resolve_model(lm), api_base) if not dry_run and resume_file.exists() else None
     inputs, outputs = task_fields(task)
     records = read_records(data)
     check_columns("<stdin>" if str(data) == "-" else data, records, [*inputs, *outputs])
@@ -145,6 +147,7 @@ def compile_command(
         typed.append(described)
     student = build_program(program, task, load_tools(tools) if tools else None)
     records, notes = deduplicate(records, inputs, outputs)
+    notes += [lm_note] if lm_note else []
     train, val = split(to_examples(records, inputs, outputs), val_fraction, seed)
     if len(val) > max_val and val_fraction:
         notes.append(f"validating on {max_val} of the {len(val)} held-out examples (--max-val {max_val})")
@@ -186,6 +189,7 @@ def compile_command(
         return
     if forecast is not None and forecast.lm_calls > CONFIRM_ABOVE and not yes and _interactive(console):
         typer.confirm(f"spend ~{forecast.lm_calls} LM calls?", default=True, abort=True)
+    write_stamp(resume_file, model, api_base)  # which model the checkpoint's steps belong to
     display = CompileProgress(console, forecast.lm_calls if forecast is not None else None)
 
     def stopped() -> str:
@@ -228,6 +232,7 @@ def compile_command(
         )
     if resume_file == default_checkpoint(output):  # the safety net beside -o; a --checkpoint elsewhere is kept
         resume_file.unlink(missing_ok=True)
+        remove_stamp(resume_file)
 
 
 def default_checkpoint(output: Path) -> Path:
@@ -241,7 +246,10 @@ def _resume(ctx: typer.Context, checkpoint: Path, data: Path) -> str:
     Every answer the model gave is in the LM cache either way (the CLI's LM always has one), so even
     a step cut off half way costs nothing again but the calls it had not made.
     """
+    from promptless.cli.checkpoint_lm import remove_stamp
+
     if not checkpoint.exists():
+        remove_stamp(checkpoint)  # the model of a checkpoint that was never written
         return "no step had finished, so nothing was saved: run the same command again (the LM cache has its answers)"
     again = " (with the same data on stdin)" if str(data) == "-" else ""
     return f"the finished steps are in {checkpoint}: resume with {resume_command(ctx, checkpoint)}{again}"
