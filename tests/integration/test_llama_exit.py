@@ -36,8 +36,7 @@ print("ok")
 
 def test_models_alive_at_exit_are_closed_before_the_library_goes():
     src = Path(__file__).resolve().parents[2] / "src"
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(src)}
-    )
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
     assert "NoneType" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
