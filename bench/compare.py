@@ -1,6 +1,7 @@
 """Side-by-side figures, promptless vs DSPy, measured alternately (A B A B ...): a table and results/compare.json.
 
-    python bench/compare.py --dspy-python ../.bench-dspy-venv/bin/python [--rounds 3]
+    python bench/compare.py --dspy-python ../.bench-dspy-venv/bin/python [--rounds 3] [--only overhead]
+        [--before-python PYTHON]   # a second promptless (an older tree on its PYTHONPATH), alternated too
 
 Each figure runs in fresh processes of each framework's own venv; the table
 gives medians over rounds and the ratio DSPy / promptless.
@@ -45,25 +46,36 @@ def main() -> None:
     parser.add_argument("--dspy-python", required=True)
     parser.add_argument("--promptless-python", default=sys.executable)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--only", choices=["import", "overhead"], help="measure one kind of figure only")
+    parser.add_argument("--before-python", help="an older promptless to measure in the same run (a table column)")
     args = parser.parse_args()
     sides = {"promptless": args.promptless_python, "dspy": args.dspy_python}
+    if args.before_python:
+        sides = {"before": args.before_python, **sides}
     figures: dict[str, dict[str, list[float]]] = {}
     for _ in range(args.rounds):
         for framework, python in sides.items():
-            for _ in range(3):
-                figures.setdefault("import (ms)", {}).setdefault(framework, []).append(import_ms(python, framework))
-            for name, value in overhead_us(python, framework).items():
-                figures.setdefault(name, {}).setdefault(framework, []).append(value)
+            if args.only in (None, "import"):
+                for _ in range(3):
+                    module = "dspy" if framework == "dspy" else "promptless"
+                    figures.setdefault("import (ms)", {}).setdefault(framework, []).append(import_ms(python, module))
+            if args.only in (None, "overhead"):
+                for name, value in overhead_us(python, "dspy" if framework == "dspy" else "promptless").items():
+                    figures.setdefault(name, {}).setdefault(framework, []).append(value)
     medians = {name: {side: statistics.median(values) for side, values in by_side.items()}
                for name, by_side in figures.items()}  # fmt: skip
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(medians, indent=1, ensure_ascii=False))
-    print("| figure | promptless | DSPy 3.4.1 | ratio |")
-    print("|---|---|---|---|")
+    if args.only is None and not args.before_python:  # a partial run does not replace the full figures
+        RESULTS.parent.mkdir(exist_ok=True)
+        RESULTS.write_text(json.dumps(medians, indent=1, ensure_ascii=False))
+    head = "| figure | before | ratio before | promptless | DSPy 3.4.1 | ratio |" if args.before_python else (
+        "| figure | promptless | DSPy 3.4.1 | ratio |"
+    )
+    print(head)
+    print("|---" * head.count(" | ") + "|---|")
     for name, by_side in medians.items():
         ours, theirs = by_side["promptless"], by_side["dspy"]
-        print(f"| {name} | {ours:.1f} | {theirs:.1f} | {theirs / ours:.1f}× |")
-
+        old = f" {by_side['before']:.1f} | {theirs / by_side['before']:.1f}× |" if args.before_python else ""
+        print(f"| {name} |{old} {ours:.1f} | {theirs:.1f} | {theirs / ours:.1f}× |")
 
 if __name__ == "__main__":
     main()

@@ -215,7 +215,10 @@ def with_callbacks(kind: str | Callable[..., Any], inputs: Describe | None = Non
             return functools.wraps(fn)(generator_wrapper)  # type: ignore[return-value]
 
         def wrapper(instance: Any, *args: Any, **kwargs: Any) -> Any:
-            callbacks = in_force(instance)
+            callbacks = current().callbacks  # in_force(instance), inlined: this runs on every module and LM call
+            own = getattr(instance, "callbacks", None)
+            if own:
+                callbacks = (*callbacks, *own)
             if not callbacks:
                 return fn(instance, *args, **kwargs)
             call = _begin(callbacks, kind, instance, describe(instance, args, kwargs))
@@ -332,8 +335,10 @@ def observed_format(adapter: Any, signature: Any, demos: Any, inputs: dict[str, 
     Only callbacks whose class defines an ``on_adapter_format_*`` method are told: formatting is on every
     call's path, and most observers do not ask for it.
     """
-    wanted = ("on_adapter_format_start", "on_adapter_format_end")
-    callbacks = tuple(cb for cb in current().callbacks if _defines(cb, *wanted))
+    callbacks = current().callbacks
+    if callbacks:
+        wanted = ("on_adapter_format_start", "on_adapter_format_end")
+        callbacks = tuple(cb for cb in callbacks if _defines(cb, *wanted))
     if not callbacks:
         return adapter.format(signature, demos, inputs, **sampling)
     call = _begin(callbacks, "adapter_format", adapter, {"signature": signature, "demos": demos, "inputs": inputs})

@@ -66,8 +66,12 @@ class Module:
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
+    _stamps_usage = False  # True: forward() makes only its own LM calls and stamps their usage itself (Predict)
+
     @with_callbacks("module", module_inputs)
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._stamps_usage:  # no tracker to make and install: the module calls no other module
+            return self.forward(*args, **kwargs)
         tracker = UsageTracker(parent=current().usage_tracker)  # this call's usage, stamped on its Prediction
         token = override("usage_tracker", tracker)
         try:
@@ -75,8 +79,9 @@ class Module:
         finally:
             restore(token)
         if isinstance(result, Prediction):
-            result._usage = tracker.total
-            result.__dict__["_usage_by_model"] = tracker  # read per model by get_lm_usage(), only if asked
+            stamp = result.__dict__
+            stamp["_usage"] = tracker.total
+            stamp["_usage_by_model"] = tracker  # read per model by get_lm_usage(), only if asked
         return result
 
     async def acall(self, *args: Any, **kwargs: Any) -> Any:

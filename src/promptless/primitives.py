@@ -140,17 +140,27 @@ class Prediction(Example):
     def from_completions(cls, completions: list[dict[str, Any]], usage: Usage | None = None) -> Prediction:
         if not completions:
             raise ValueError("a Prediction needs at least one completion")
-        pred = cls(completions[0])
-        pred.__dict__["_completions"] = [dict(c) for c in completions]
-        pred.__dict__["_usage"] = usage or Usage()
+        if cls.__init__ is not Prediction.__init__:  # a subclass sets more in its __init__
+            pred = cls(completions[0])
+            pred.__dict__.update(_completions=[dict(c) for c in completions], _usage=usage or Usage())
+            return pred
+        pred = cls.__new__(cls)  # what __init__ would set, without its copies: Predict builds one per call
+        pred.__dict__.update(
+            _input_keys=None,
+            _version=0,
+            _store=dict(completions[0]),
+            _completions=[dict(c) for c in completions],
+            _usage=usage or Usage(),
+            _usage_by_model=None,
+        )
         return pred
 
     def __getstate__(self) -> dict[str, Any]:
         """For copy and pickle: the call's usage tracker (it holds a lock) becomes a fixed per-model view."""
         state = dict(self.__dict__)
         tracker = state.get("_usage_by_model")
-        if tracker is not None and not isinstance(tracker, _UsageView):
-            state["_usage_by_model"] = _UsageView(tracker.snapshot())
+        if tracker is not None and not isinstance(tracker, UsageView):
+            state["_usage_by_model"] = UsageView(tracker.snapshot())
         return state
 
     @property
@@ -184,8 +194,8 @@ class Prediction(Example):
         }
 
 
-class _UsageView:
-    """Usage per model, fixed: what a copied Prediction keeps of its call's tracker."""
+class UsageView:
+    """Usage per model, fixed: what a copied Prediction keeps of its call's tracker (and what a Predict stamps)."""
 
     def __init__(self, by_model: dict[str, Usage]) -> None:
         self.by_model = by_model

@@ -48,9 +48,9 @@ _SETTINGS: contextvars.ContextVar[Settings] = contextvars.ContextVar(
 _NAMES = {f.name for f in fields(Settings)}
 
 
-def current() -> Settings:
-    """The settings in force here."""
-    return _SETTINGS.get()
+current: Callable[[], Settings] = _SETTINGS.get
+"""``current()``: the settings in force here. The ContextVar's own ``get``, so a lookup runs no Python frame
+(a Predict call reads the settings about ten times)."""
 
 
 def _checked(changes: dict[str, Any]) -> dict[str, Any]:
@@ -87,8 +87,8 @@ def override(name: str, value: Any) -> contextvars.Token[Settings]:
     return _SETTINGS.set(changed)
 
 
-def restore(token: contextvars.Token[Settings]) -> None:
-    _SETTINGS.reset(token)
+restore: Callable[[contextvars.Token[Settings]], None] = _SETTINGS.reset
+"""``restore(token)``: undo the ``override`` that returned ``token``."""
 
 
 def run_in_context(fn: Callable[..., Any]) -> Callable[..., Any]:

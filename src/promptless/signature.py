@@ -71,7 +71,7 @@ class Field:
     desc: str = ""
     prefix: str | None = None
 
-    @property
+    @functools.cached_property  # a field never changes; prompts read its label on every call
     def label(self) -> str:
         """How the field is named in a prompt: ``question`` -> ``Question``."""
         return self.prefix.rstrip(": ") if self.prefix else self.name.replace("_", " ").capitalize()

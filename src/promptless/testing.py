@@ -9,6 +9,7 @@ real model.
 from __future__ import annotations
 
 import json
+import operator
 import threading
 from collections.abc import Callable, Generator, Iterable
 from typing import Any
@@ -18,6 +19,9 @@ from promptless.lm.errors import LMError
 
 Reply = str | dict[str, Any] | LMError | list[float]  # a list answers a request with choices
 Script = Iterable[Reply] | Callable[[Request], Reply]
+
+
+_CONTENT = operator.itemgetter("content")
 
 
 class ScriptExhausted(AssertionError):
@@ -33,6 +37,7 @@ class ScriptedBackend:
         self._lock = threading.Lock()
         self.requests: list[Request] = []
         self.chunk_size = 3
+        self._word_counts: dict[str, int] = {}  # per message text: a program's fixed messages recur on every call
 
     def complete(self, request: Request) -> Response:
         texts = []
@@ -41,8 +46,26 @@ class ScriptedBackend:
             if isinstance(reply, LMError):
                 raise reply
             texts.append(render_reply(reply, request))
-        words = len(request.text.split())
-        return Response(texts, Usage(words, sum(len(t.split()) for t in texts), 0, 1), ["stop"] * len(texts))
+        words = self._prompt_words(request)
+        return Response(texts, Usage(words, sum(map(len, map(str.split, texts))), 0, 1), ["stop"] * len(texts))
+
+    def _prompt_words(self, request: Request) -> int:
+        """``len(request.text.split())``, the "tokens" of the prompt, without joining and splitting it every call.
+
+        ``request.text`` writes each message as ``[role]`` then its content, so its word count is one per
+        message plus the words of each content; the counts of the fixed messages are kept.
+        """
+        if request.messages is None:
+            return len(request.text.split())
+        contents = list(map(_CONTENT, request.messages))
+        counts = self._word_counts
+        known = list(map(counts.get, contents))
+        if None in known:  # a new message (the call's input, usually): count it
+            if len(counts) >= 1024:
+                counts.clear()
+            counts.update((content, len(content.split())) for content in contents)
+            known = list(map(counts.__getitem__, contents))
+        return len(contents) + sum(known)
 
     def score_choices(self, request: Request) -> Response:
         """A reply to a ``Request.choices`` call: a list of log-probabilities, one per choice, in order."""

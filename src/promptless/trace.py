@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from promptless.cost import CostSummary, cost_summary
@@ -17,17 +17,27 @@ if TYPE_CHECKING:
     from promptless.types import Response
 
 
-@dataclass
 class UsageTracker:
-    """Sums usage per model over a block of work; safe to share between threads."""
+    """Sums usage per model over a block of work; safe to share between threads.
 
-    by_model: dict[str, Usage] = field(default_factory=dict)
-    cache_hits: int = 0
-    parent: UsageTracker | None = field(default=None, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    prices: Mapping[str, Any] | None = field(default=None, repr=False)  # None: the ``prices`` setting when read
+    A plain class, not a dataclass: every module call makes one, so its constructor is kept cheap.
+    """
 
-    _total: Usage = field(default_factory=Usage, repr=False)  # kept up to date by ``add``
+    def __init__(
+        self,
+        by_model: dict[str, Usage] | None = None,
+        cache_hits: int = 0,
+        parent: UsageTracker | None = None,
+        prices: Mapping[str, Any] | None = None,  # None: the ``prices`` setting when read
+    ) -> None:
+        self.by_model: dict[str, Usage] = {} if by_model is None else by_model
+        self.cache_hits = cache_hits
+        self.parent = parent
+        self.prices = prices
+        self._lock = threading.Lock()
+        self._sums = [0, 0, 0, 0]  # all models: prompt, completion, cached tokens, calls; kept up to date by ``add``
+        for used in self.by_model.values():
+            self._sums = [a + b for a, b in zip(self._sums, vars(used).values(), strict=True)]
 
     def add(self, model: str, response: Response) -> None:
         if self.parent is not None:
@@ -40,8 +50,12 @@ class UsageTracker:
         with self._lock:
             before = self.by_model.get(model)
             self.by_model[model] = spent if before is None else before + spent
-            self._total = self._total + spent
-            self.cache_hits += int(response.cached)
+            sums = self._sums
+            sums[0] += spent.prompt_tokens
+            sums[1] += spent.completion_tokens
+            sums[2] += spent.cached_tokens
+            sums[3] += spent.calls
+            self.cache_hits += response.cached
 
     def add_usage(self, model: str, spent: Usage, cache_hits: int = 0) -> None:
         """Usage counted elsewhere (a Ray worker's calls), added here and to the parents as ``add`` would."""
@@ -50,20 +64,26 @@ class UsageTracker:
         with self._lock:
             before = self.by_model.get(model)
             self.by_model[model] = spent if before is None else before + spent
-            self._total = self._total + spent
+            sums = self._sums
+            sums[0] += spent.prompt_tokens
+            sums[1] += spent.completion_tokens
+            sums[2] += spent.cached_tokens
+            sums[3] += spent.calls
             self.cache_hits += cache_hits
 
     @property
     def total(self) -> Usage:
         """All models together; read under the lock (other threads may still be adding)."""
         with self._lock:
-            total = self._total
-        return Usage(total.prompt_tokens, total.completion_tokens, total.cached_tokens, total.calls)
+            return Usage(*self._sums)
 
     def snapshot(self) -> dict[str, Usage]:
         """Usage per model, copied under the lock (other threads may still be adding)."""
         with self._lock:
             return dict(self.by_model)
+
+    def __repr__(self) -> str:
+        return f"UsageTracker(by_model={self.by_model!r}, cache_hits={self.cache_hits!r})"
 
     @property
     def cost(self) -> float | None:

@@ -19,7 +19,7 @@ ARTIFACT_FORMAT = "promptless.program"  # the "format" of a saved program
 ARTIFACT_VERSION = 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Request:
     """What one LM call asks for: chat ``messages`` or a completion ``prompt``.
 
@@ -44,13 +44,41 @@ class Request:
     rollout_id: int | None = None
     choices: tuple[str, ...] | None = None
 
-    def __post_init__(self) -> None:
-        if (self.messages is None) == (self.prompt is None):
+    def __init__(
+        self,
+        messages: tuple[dict[str, str], ...] | None = None,
+        prompt: str | None = None,
+        temperature: float = 0.0,
+        max_tokens: int = 512,
+        n: int = 1,
+        stop: tuple[str, ...] = (),
+        seed: int | None = None,
+        schema: dict[str, Any] | None = None,
+        grammar: str | None = None,
+        rollout_id: int | None = None,
+        choices: tuple[str, ...] | None = None,
+    ) -> None:
+        """Written out, not generated: a frozen dataclass sets each field through ``object.__setattr__``,
+        and a Request is made on every call."""
+        if (messages is None) == (prompt is None):
             raise ValueError("Request needs exactly one of `messages` or `prompt`")
-        if self.n < 1:
-            raise ValueError(f"Request.n must be >= 1, got {self.n!r}")
-        if self.choices is not None and (len(self.choices) < 1 or not all(isinstance(c, str) for c in self.choices)):
-            raise ValueError(f"Request.choices must be a non-empty tuple of strings, got {self.choices!r}")
+        if n < 1:
+            raise ValueError(f"Request.n must be >= 1, got {n!r}")
+        if choices is not None and (len(choices) < 1 or not all(isinstance(c, str) for c in choices)):
+            raise ValueError(f"Request.choices must be a non-empty tuple of strings, got {choices!r}")
+        self.__dict__.update(
+            messages=messages,
+            prompt=prompt,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            n=n,
+            stop=stop,
+            seed=seed,
+            schema=schema,
+            grammar=grammar,
+            rollout_id=rollout_id,
+            choices=choices,
+        )
 
     def cache_key(self, model_id: str) -> str:
         """Stable digest of everything that changes the answer (never secrets).

@@ -133,3 +133,40 @@ def test_a_named_checkpoint_is_kept_and_a_budget_stop_says_how_to_resume(cli, tm
     stopped = cli(*COMPILE[:5], "q.json", *COMPILE[6:], "--budget", 7, lm=ScriptedLM(answers))
     line = one_error(stopped, 1, "stopped by --budget 7", "q.json holds the best program found so far; the finished")
     assert line.endswith("--budget 7 --threads 1 --checkpoint q.checkpoint.json after raising its --budget")
+
+
+def test_a_checkpoint_made_on_one_model_is_not_resumed_on_another(cli, tmp_path):
+    write_qa(tmp_path / "qa.jsonl")
+    stopped = cli(*COMPILE, lm=ScriptedLM(interrupted_at(10)))  # on the default --lm, gemma
+    args = resume_args(stopped)
+    assert json.loads((tmp_path / "p.checkpoint.lm.json").read_text())["lm"] == "local/gemma-3-270m"
+    before = (tmp_path / "p.checkpoint.json").read_text()
+    lm = ScriptedLM(answers)
+    other = cli(*args, "--lm", "smollm2", lm=lm)
+    one_error(
+        other,
+        USAGE,
+        "p.checkpoint.json holds the steps of a compile on --lm local/gemma-3-270m, "
+        "this run is on --lm local/smollm2-135m: resume it with --lm local/gemma-3-270m, or delete p.checkpoint.json",
+    )
+    assert lm.requests == [] and (tmp_path / "p.checkpoint.json").read_text() == before  # nothing ran or changed
+    resumed = cli(*args, "--lm", "gemma", lm=lm)  # the same model, by its short name
+    assert resumed.exit_code == 0, resumed.output
+    assert "finished step(s) read back" in resumed.stdout
+    assert not (tmp_path / "p.checkpoint.json").exists() and not (tmp_path / "p.checkpoint.lm.json").exists()
+
+
+def test_a_checkpoint_that_does_not_name_its_model_is_resumed_with_a_note(cli, tmp_path):
+    write_qa(tmp_path / "qa.jsonl")
+    args = resume_args(cli(*COMPILE, lm=ScriptedLM(interrupted_at(10))))
+    (tmp_path / "p.checkpoint.lm.json").unlink()  # as a checkpoint written before the model was recorded
+    resumed = cli(*args, lm=ScriptedLM(answers))
+    assert resumed.exit_code == 0, resumed.output
+    assert "p.checkpoint.json does not say which model made it; resuming it on local/gemma-3-270m" in resumed.stdout
+
+
+def test_no_model_file_is_left_when_no_step_finished(cli, tmp_path):
+    write_qa(tmp_path / "qa.jsonl")
+    early = cli(*COMPILE, lm=ScriptedLM(interrupted_at(4)))
+    one_error(early, INTERRUPTED, "no step had finished")
+    assert not (tmp_path / "p.checkpoint.lm.json").exists()

@@ -17,6 +17,7 @@ demo that holds a History has its turns rendered just before it.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,8 @@ from promptless.adapters.values import render_value
 from promptless.fieldtypes import literal_values
 from promptless.signature import Field, Signature
 from promptless.types import History, Request
+
+_VERSION = operator.attrgetter("_version")  # an Example's change counter
 
 
 @dataclass(frozen=True)
@@ -40,19 +43,23 @@ class Adapter:
     def fixed_part(self, signature: Signature, demos: list[Mapping[str, Any]], render: Callable[[], Any]) -> Any:
         """``render()`` of what never changes between calls (instructions, spec, demos), memoised.
 
-        Keyed by the demos' identities and change counters; the memo keeps the demos
-        alive, so an identity cannot be reused by another object while its entry exists.
+        Keyed by the identities of the signature and the demos, checked against the demos'
+        change counters and the signature's instructions and fields (replaced, never edited in
+        place, when they change). The memo keeps all of them alive, so an identity cannot be
+        reused by another object while its entry exists.
         """
-        versions = tuple(getattr(d, "_version", None) for d in demos)
-        if None in versions:  # plain dicts carry no change counter: render every time
+        try:
+            versions = tuple(map(_VERSION, demos))
+        except AttributeError:  # plain dicts carry no change counter: render every time
             return render()
-        key = (signature, tuple(map(id, demos)), versions)
+        key = (id(signature), *map(id, demos))
         hit = self._memo.get(key)
-        if hit is None:
+        if hit is None or hit[0] != versions or hit[1] is not signature.instructions or hit[2] is not signature.fields:
             if len(self._memo) > 64:
                 self._memo.clear()
-            hit = self._memo[key] = (tuple(demos), render())
-        return hit[1]
+            kept = (signature, tuple(demos))  # alive while the entry is: their ids stay theirs
+            hit = self._memo[key] = (versions, signature.instructions, signature.fields, kept, render())
+        return hit[4]
 
     def format(
         self, signature: Signature, demos: list[Mapping[str, Any]], inputs: Mapping[str, Any], **sampling: Any
@@ -121,7 +128,8 @@ def render_fields(fields: Mapping[str, Field], values: Mapping[str, Any], *, ski
             if skip_missing:
                 continue
             raise KeyError(name)
-        lines.append(f"{spec.label}: {render_value(values[name], field=name)}")
+        value = values[name]
+        lines.append(f"{spec.label}: {value if type(value) is str else render_value(value, field=name)}")
     return "\n".join(lines)
 
 

@@ -43,15 +43,19 @@ class ChatAdapter(Adapter):
     def format(
         self, signature: Signature, demos: list[Mapping[str, Any]], inputs: Mapping[str, Any], **sampling: Any
     ) -> Request:
-        fixed = self.fixed_part(signature, demos, lambda: self._fixed_messages(signature, demos))
+        fixed, schema = self.fixed_part(signature, demos, lambda: self._fixed(signature, demos))
         if signature.history_field is None:
             messages = (*fixed, {"role": "user", "content": self.user_message(signature, inputs)})
         else:  # the earlier turns, then this one: all as turns of the signature without its History field
             turn = signature.turn_signature
             earlier = self.turn_messages(turn, history_turns(signature, inputs))
             messages = _alternating([*fixed, *earlier, {"role": "user", "content": self.user_message(turn, inputs)}])
-        schema = output_json_schema(signature, text_cap=self.text_cap) if self.constrained else None
         return Request(messages=messages, schema=schema, **sampling)
+
+    def _fixed(self, signature: Signature, demos: list[Mapping[str, Any]]) -> tuple[Any, dict[str, Any] | None]:
+        """The messages before the input, and the output schema: both the same on every call."""
+        schema = output_json_schema(signature, text_cap=self.text_cap) if self.constrained else None
+        return self._fixed_messages(signature, demos), schema
 
     def turn_messages(self, signature: Signature, turns: list[Mapping[str, Any]]) -> list[dict[str, str]]:
         """Earlier turns as user/assistant messages: a turn's inputs, then its outputs (each only if it has any)."""

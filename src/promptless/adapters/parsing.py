@@ -9,17 +9,21 @@ from typing import Any
 from promptless.adapters.values import ParseError, parse_text_value, validate_value
 from promptless.signature import Signature
 
+# Small models put raw newlines inside strings; keep them. Stateless between calls (as json's own shared decoder).
+_DECODER = json.JSONDecoder(strict=False)
+
 
 def _first_json_object(text: str) -> dict[str, Any] | None:
     """The first JSON object in the text, also when wrapped in prose or a code fence."""
-    decoder = json.JSONDecoder(strict=False)  # small models put raw newlines inside strings; keep them
-    for match in re.finditer(r"\{", text):
+    start = text.find("{")
+    while start >= 0:
         try:
-            value, _ = decoder.raw_decode(text, match.start())
+            value, _ = _DECODER.raw_decode(text, start)
         except json.JSONDecodeError:
-            continue
+            value = None
         if isinstance(value, dict):
             return value
+        start = text.find("{", start + 1)
     return None
 
 

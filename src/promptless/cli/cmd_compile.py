@@ -106,9 +106,11 @@ def compile_command(
 
     from promptless.budget import Budget
     from promptless.cli.artifact import ProgramSpec, check_writable, save_program
+    from promptless.cli.checkpoint_lm import check_same_lm, remove_stamp, write_stamp
     from promptless.cli.common import build_lm, preflight, resolve_model
     from promptless.cli.data import check_columns, deduplicate, read_records, split, to_examples
     from promptless.cli.errors import INTERRUPTED, RUNTIME, CLIError
+    from promptless.cli.interrupt import exit_on_interrupt
     from promptless.cli.metrics import build_metric
     from promptless.cli.optimizers import OptimizerOptions, build_optimizer
     from promptless.cli.outputs import describe_labels, free_text_warning, type_outputs
@@ -134,6 +136,7 @@ def compile_command(
                 f"{resume_file} holds the finished steps of an unfinished compile: pass --checkpoint {resume_file} "
                 "to resume it, or delete the file to start afresh"
             )
+    lm_note = check_same_lm(resume_file, resolve_model(lm), api_base) if not dry_run and resume_file.exists() else None
     inputs, outputs = task_fields(task)
     records = read_records(data)
     check_columns("<stdin>" if str(data) == "-" else data, records, [*inputs, *outputs])
@@ -144,6 +147,7 @@ def compile_command(
         typed.append(described)
     student = build_program(program, task, load_tools(tools) if tools else None)
     records, notes = deduplicate(records, inputs, outputs)
+    notes += [lm_note] if lm_note else []
     train, val = split(to_examples(records, inputs, outputs), val_fraction, seed)
     if len(val) > max_val and val_fraction:
         notes.append(f"validating on {max_val} of the {len(val)} held-out examples (--max-val {max_val})")
@@ -172,12 +176,12 @@ def compile_command(
     )
     # One budget for the whole command (the forecast's probe runs too); cache hits are free.
     limit = Budget(max_lm_calls=budget) if budget is not None else None
+    early = "interrupted during the forecast, before the compile started: nothing to resume"
     try:
-        with context(lm=run_lm, budget=limit):
+        with context(lm=run_lm, budget=limit), exit_on_interrupt(lambda: early):
             forecast = _forecast(compiler, student, train, val)
     except KeyboardInterrupt:
-        stop = "interrupted during the forecast, before the compile started: nothing to resume"
-        raise CLIError(stop, INTERRUPTED) from None
+        raise CLIError(early, INTERRUPTED) from None
     if forecast is not None:
         say(console, f"forecast: {_forecast_text(forecast, budget)}")
     if dry_run:
@@ -185,13 +189,18 @@ def compile_command(
         return
     if forecast is not None and forecast.lm_calls > CONFIRM_ABOVE and not yes and _interactive(console):
         typer.confirm(f"spend ~{forecast.lm_calls} LM calls?", default=True, abort=True)
+    write_stamp(resume_file, model, api_base)  # which model the checkpoint's steps belong to
     display = CompileProgress(console, forecast.lm_calls if forecast is not None else None)
-    try:
-        with display, context(lm=run_lm, budget=limit, callbacks=[display]):
+
+    def stopped() -> str:
+        return f"interrupted while {display.stopped_in}; {_resume(ctx, resume_file, data)}"
+
+    try:  # Ctrl-C ends the process at once (the steps and answers are on disk already); see cli/interrupt.py
+        on_ctrl_c = exit_on_interrupt(stopped, before_exit=display.stop)
+        with display, context(lm=run_lm, budget=limit, callbacks=[display]), on_ctrl_c:
             compiled = compiler.compile(student, trainset=train, valset=val)
-    except KeyboardInterrupt:
-        stop = f"interrupted while {display.stopped_in}; {_resume(ctx, resume_file, data)}"
-        raise CLIError(stop, INTERRUPTED) from None
+    except KeyboardInterrupt:  # raised by other means than a signal (a test, an embedding program)
+        raise CLIError(stopped(), INTERRUPTED) from None
     except PromptlessError as error:  # the model or server failed: what finished is kept for a resume
         failure = classify(error)
         if failure.code != RUNTIME or not resume_file.exists():
@@ -223,6 +232,7 @@ def compile_command(
         )
     if resume_file == default_checkpoint(output):  # the safety net beside -o; a --checkpoint elsewhere is kept
         resume_file.unlink(missing_ok=True)
+        remove_stamp(resume_file)
 
 
 def default_checkpoint(output: Path) -> Path:
@@ -236,7 +246,10 @@ def _resume(ctx: typer.Context, checkpoint: Path, data: Path) -> str:
     Every answer the model gave is in the LM cache either way (the CLI's LM always has one), so even
     a step cut off half way costs nothing again but the calls it had not made.
     """
+    from promptless.cli.checkpoint_lm import remove_stamp
+
     if not checkpoint.exists():
+        remove_stamp(checkpoint)  # the model of a checkpoint that was never written
         return "no step had finished, so nothing was saved: run the same command again (the LM cache has its answers)"
     again = " (with the same data on stdin)" if str(data) == "-" else ""
     return f"the finished steps are in {checkpoint}: resume with {resume_command(ctx, checkpoint)}{again}"

@@ -88,20 +88,21 @@ def reports_errors(command: F) -> F:
         except (typer.Exit, typer.Abort):
             raise
         except KeyboardInterrupt:
-            _say("interrupted")
+            say_error("interrupted")
             raise typer.Exit(INTERRUPTED) from None
         except Exception as error:
             if os.environ.get(DEBUG_ENV) and not isinstance(error, CLIError):
                 raise
             failure = classify(error)
             log.debug("command failed", exc_info=error)
-            _say(str(failure))
+            say_error(str(failure))
             raise typer.Exit(failure.code) from None
 
     return wrapper  # type: ignore[return-value]
 
 
-def _say(message: str) -> None:
+def say_error(message: str) -> None:
+    """The one red ``error: ...`` line on stderr."""
     from rich.console import Console
     from rich.text import Text
 

@@ -83,6 +83,10 @@ class CompileProgress(BaseCallback):
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """End the live line (and give the terminal its cursor back); the plain lines need nothing."""
         if self._live is not None:
             self._live.stop()
             self._live = None

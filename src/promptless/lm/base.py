@@ -218,10 +218,11 @@ class LM:
     @with_callbacks("lm")
     def complete(self, request: Request) -> Response:
         """Answer from the cache, or run the backend with retries; record history."""
-        key, response = self._lookup(request)
+        key, response = self._lookup(request) if self._cache is not None else (None, None)
         if response is None:
             budget = _charge_budget()
-            call = self._scorer() if request.choices is not None else self.backend.complete
+            backend = self._backend or self.backend
+            call = self._scorer() if request.choices is not None else backend.complete
             for attempt in itertools.count():
                 started = time.perf_counter()
                 try:

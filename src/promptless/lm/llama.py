@@ -10,6 +10,8 @@ logits buffer.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import functools
 import json
 import logging
@@ -17,6 +19,7 @@ import os
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -84,12 +87,41 @@ def _load(path: str, n_ctx: int, n_threads: int, lora: str | None = None, n_thre
     llama_log.silence()  # llama.cpp's own log lines go to logging (shown with -v), never straight to stderr
     llm = Llama(model_path=path, n_ctx=n_ctx, n_batch=512, verbose=False, **threads, **extra)
     log.info("loaded %s in %.2fs", path, time.perf_counter() - started)
+    _close_at_exit(llm)
 
     def tokenize(text: str, add_bos: bool) -> list[int]:
         return llm.tokenize(text.encode(), add_bos=add_bos, special=True)
 
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=WORKER_PREFIX)
     return Loaded(llm, threading.Lock(), PrefixTokens(tokenize), worker)
+
+
+_OPEN: weakref.WeakSet[Any] = weakref.WeakSet()  # every model loaded here and not yet freed: closed at exit
+
+
+def _close_at_exit(llm: Any) -> None:
+    """Free ``llm`` in an exit hook, while llama-cpp-python still works.
+
+    Left to its ``__del__``, a model still alive at interpreter shutdown (a long process that
+    loaded many models or LoRA adapters) may be freed after the library's functions were
+    cleared, and prints ``TypeError: 'NoneType' object is not callable`` from ``free_model``.
+    Exit hooks run after the worker threads were joined and before modules are torn down.
+    """
+    if not _OPEN:
+        _register_exit_hook()
+    _OPEN.add(llm)
+
+
+@functools.cache
+def _register_exit_hook() -> None:
+    atexit.register(_close_all)
+
+
+def _close_all() -> None:
+    for llm in list(_OPEN):
+        with contextlib.suppress(Exception):  # the process is ending: a model that cannot close is left to the OS
+            llm.close()
+    _OPEN.clear()
 
 
 @functools.lru_cache(maxsize=256)

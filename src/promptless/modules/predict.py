@@ -18,12 +18,12 @@ from promptless.finetune.runtime import finetuned_lm
 from promptless.lm import LM, resolve_lm
 from promptless.module import Module, Parameter
 from promptless.modules.label_choice import LabelChoice
-from promptless.primitives import Example, Prediction
+from promptless.primitives import Example, Prediction, UsageView
 from promptless.redact import redact_url
 from promptless.settings import current
 from promptless.signature import Signature, ensure_signature
 from promptless.trace import TraceStep
-from promptless.types import History, Request, Response
+from promptless.types import History, Request, Response, Usage
 
 SAMPLING_KEYS = frozenset({"temperature", "max_tokens", "n", "stop", "seed", "rollout_id"})
 FILE_LIMITS = {"n": 8, "max_tokens": 8192}  # the most a loaded artifact may ask for per call; code may ask for more
@@ -39,6 +39,12 @@ class Predict(Module, Parameter):
     ``seed``, ``rollout_id``); a call may override them with ``config={...}``.
     Learned state is ``demos`` (and the signature's instructions).
     """
+
+    _stamps_usage = True  # forward() stamps its Prediction's usage itself (see Module.__call__)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._stamps_usage = cls.forward is Predict.forward  # a forward of its own may call more than the LM
 
     def __init__(
         self,
@@ -72,18 +78,26 @@ class Predict(Module, Parameter):
         choice = self._choice_request(lm, adapter, request) if self.choice is not None and sink is None else None
         if choice is not None:
             scored, values = choice
-            return self._chosen(lm(scored), scored, adapter, values, demos, inputs)
+            return self._chosen(lm, lm(scored), scored, adapter, values, demos, inputs)
         streamed = sink is not None and request.n == 1
         response = self._streamed(lm, adapter, request, sink) if streamed else lm(request)
-        completions, errors = [], []
+        completions, errors, spent = [], [], [response]
         for text in response.texts:
             try:
-                completions.append(_drive(self._parsed(adapter, request, text), lambda retry: lm(retry).text))
-            except ParseError as error:
-                errors.append(error)
+                completions.append(observed_parse(adapter, self.signature, text))
+            except ParseError as first:
+
+                def send(retry: Request) -> str:
+                    spent.append(lm(retry))
+                    return spent[-1].text
+
+                try:
+                    completions.append(_drive(self._retried(adapter, request, text, first), send))
+                except ParseError as error:
+                    errors.append(error)
         if not completions:
             lm.forget(request)
-        return self._finish(response, demos, inputs, completions, errors)
+        return self._finish(lm, spent, demos, inputs, completions, errors)
 
     async def aforward(self, *args: Any, **kwargs: Any) -> Prediction:
         """``forward`` without blocking the event loop: the LM call (and any parse retry) is awaited."""
@@ -94,22 +108,27 @@ class Predict(Module, Parameter):
         choice = self._choice_request(lm, adapter, request) if self.choice is not None else None
         if choice is not None:
             scored, values = choice
-            return self._chosen(await lm.acomplete(scored), scored, adapter, values, demos, inputs)
+            return self._chosen(lm, await lm.acomplete(scored), scored, adapter, values, demos, inputs)
         response = await lm.acomplete(request)
-        completions, errors = [], []
+        completions, errors, spent = [], [], [response]
         for text in response.texts:
-            steps = self._parsed(adapter, request, text)
+            try:
+                completions.append(observed_parse(adapter, self.signature, text))
+                continue
+            except ParseError as first:
+                steps = self._retried(adapter, request, text, first)
             try:
                 retry = next(steps)
                 while True:
-                    retry = steps.send((await lm.acomplete(retry)).text)
+                    spent.append(await lm.acomplete(retry))
+                    retry = steps.send(spent[-1].text)
             except StopIteration as done:
                 completions.append(done.value)
             except ParseError as error:
                 errors.append(error)
         if not completions:
             lm.forget(request)
-        return self._finish(response, demos, inputs, completions, errors)
+        return self._finish(lm, spent, demos, inputs, completions, errors)
 
     # -- choosing a label by likelihood (self.choice) ----------------------------------------------
     def _choice_request(self, lm: LM, adapter: Adapter, request: Request) -> tuple[Request, list[Any]] | None:
@@ -129,6 +148,7 @@ class Predict(Module, Parameter):
 
     def _chosen(
         self,
+        lm: LM,
         response: Response,
         scored: Request,
         adapter: Adapter,
@@ -140,7 +160,7 @@ class Predict(Module, Parameter):
         assert self.choice is not None and response.logprobs is not None and scored.choices is not None
         index = self.choice.pick(values, response.logprobs)
         completion = observed_parse(adapter, self.signature, scored.choices[index])
-        return self._finish(response, demos, inputs, [completion], [])
+        return self._finish(lm, [response], demos, inputs, [completion], [])
 
     def label_scores(self, **kwargs: Any) -> tuple[list[Any], list[float]] | None:
         """The allowed values and their log-probabilities for these inputs, or None if they cannot be scored.
@@ -156,34 +176,46 @@ class Predict(Module, Parameter):
         assert response.logprobs is not None
         return values, list(response.logprobs)
 
-    def _parsed(self, adapter: Adapter, request: Request, text: str) -> Generator[Request, str, dict[str, Any]]:
-        """Parse ``text``; on a ParseError yield a retry request and be sent its answer, up to the retries allowed.
+    def _retried(
+        self, adapter: Adapter, request: Request, text: str, error: ParseError
+    ) -> Generator[Request, str, dict[str, Any]]:
+        """After ``text`` failed to parse: yield a retry request and be sent its answer, up to the retries allowed.
 
         One routine for ``forward`` and ``aforward``: they differ only in how they send the retry.
+        The first parse happens before, in the caller: most answers parse, and need no generator.
         """
         retries = current().max_parse_retries
-        while True:
+        while retries > 0:
+            retries -= 1
+            request = dataclasses.replace(adapter.format_retry(request, text, error), n=1)
+            text = yield request
             try:
                 return observed_parse(adapter, self.signature, text)
-            except ParseError as error:
-                if retries <= 0:
-                    raise
-                retries -= 1
-                request = dataclasses.replace(adapter.format_retry(request, text, error), n=1)
-                text = yield request
+            except ParseError as again:
+                error = again
+        raise error
 
     def _finish(
         self,
-        response: Response,
+        lm: LM,
+        spent: list[Response],
         demos: Sequence[Any],
         inputs: dict[str, Any],
         completions: list[dict[str, Any]],
         errors: list[ParseError],
     ) -> Prediction:
-        """Record the call: annotate its history entry, append the trace step, return the Prediction."""
+        """Record the call: annotate its history entry, append the trace step, return the Prediction.
+
+        The Prediction carries the usage of the LM calls made (``spent``: the call and its parse
+        retries): a Predict makes no other calls, so it needs no usage tracker of its own
+        (``Module.__call__`` skips making one, see ``_stamps_usage``).
+        """
         if not completions:
             raise errors[0]
-        prediction = Prediction.from_completions(completions)
+        usage = _usage_of(spent)
+        prediction = Prediction.from_completions(completions, usage)
+        prediction.__dict__["_usage_by_model"] = UsageView({lm.model: usage})
+        response = spent[0]
         entry = response.history
         if entry is not None:  # after a parse retry the fields are the retry's; the retry has its own entry
             entry.signature, entry.demos, entry.inputs, entry.outputs = (
@@ -215,7 +247,7 @@ class Predict(Module, Parameter):
 
     def _prepare(self, kwargs: dict[str, Any]) -> tuple[LM, Adapter, dict[str, Any], Request]:
         """Call arguments (inputs plus optional ``config=``, ``demos=``, ``lm=``) to the request to send."""
-        config = {**self.config, **_checked_config(kwargs.pop("config", {}))}
+        config = {**self.config, **_checked_config(kwargs.pop("config"))} if "config" in kwargs else self.config
         demos = kwargs.pop("demos", self.demos)
         lm = resolve_lm(kwargs.pop("lm", None) or self.lm)
         inputs = self._checked_inputs(kwargs)
@@ -228,6 +260,8 @@ class Predict(Module, Parameter):
 
     def _checked_inputs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         expected = self.signature.input_fields
+        if kwargs.keys() == expected.keys():  # the usual call: every input given, nothing else
+            return {n: kwargs[n] for n in expected}
         history = self.signature.history_field  # optional: no earlier turns is a conversation's first, as in DSPy
         missing = [n for n, f in expected.items() if n not in kwargs and not is_optional(f.annotation) and n != history]
         extra = [n for n in kwargs if n not in expected]
@@ -321,6 +355,17 @@ class Predict(Module, Parameter):
             self.weights = weights
             self.lm = finetuned_lm(weights, like=self.lm or current().lm)
         return self
+
+
+def _usage_of(responses: list[Response]) -> Usage:
+    """What these LM calls spent, as a usage tracker counts it: a cache hit is free and no call."""
+    prompt = completion = cached = calls = 0
+    for response in responses:
+        if not response.cached:
+            used = response.usage
+            prompt, completion = prompt + used.prompt_tokens, completion + used.completion_tokens
+            cached, calls = cached + used.cached_tokens, calls + 1
+    return Usage(prompt, completion, cached, calls)
 
 
 def _positional(predictor: Predict, args: tuple[Any, ...]) -> TypeError:
