@@ -9,7 +9,6 @@ real model.
 from __future__ import annotations
 
 import json
-import operator
 import threading
 from collections.abc import Callable, Generator, Iterable
 from typing import Any
@@ -19,9 +18,6 @@ from promptless.lm.errors import LMError
 
 Reply = str | dict[str, Any] | LMError | list[float]  # a list answers a request with choices
 Script = Iterable[Reply] | Callable[[Request], Reply]
-
-
-_CONTENT = operator.itemgetter("content")
 
 
 class ScriptExhausted(AssertionError):
@@ -57,15 +53,16 @@ class ScriptedBackend:
         """
         if request.messages is None:
             return len(request.text.split())
-        contents = list(map(_CONTENT, request.messages))
-        counts = self._word_counts
-        known = list(map(counts.get, contents))
-        if None in known:  # a new message (the call's input, usually): count it
-            if len(counts) >= 1024:
-                counts.clear()
-            counts.update((content, len(content.split())) for content in contents)
-            known = list(map(counts.__getitem__, contents))
-        return len(contents) + sum(known)
+        counts, total = self._word_counts, 0
+        for message in request.messages:
+            content = message["content"]
+            words = counts.get(content)
+            if words is None:  # a new message (the call's input, usually): count it
+                if len(counts) >= 1024:
+                    counts.clear()
+                words = counts[content] = len(content.split())
+            total += 1 + words
+        return total
 
     def score_choices(self, request: Request) -> Response:
         """A reply to a ``Request.choices`` call: a list of log-probabilities, one per choice, in order."""
