@@ -315,6 +315,7 @@ class MarkWeights(pl.Optimizer):
             predictor.config = {**predictor.config, "seed": 7}
         report = CompileReport("fake weights")
         report.notes.append("trained")
+        report.training = [f"adapter {len(self.seen)}"]
         return attach_report(program, report)
 
 
@@ -338,3 +339,12 @@ def test_better_together_without_a_valset_returns_the_last_step():
     optimizer = BetterTogether(exact, prompt_optimizer=prompts, weight_optimizer=weights, strategy="w -> p")
     compiled = optimizer.compile(pl.Predict("question -> answer", lm=answer_lm()), trainset=qa(3))
     assert weights.seen == [[0]] and compiled.config == {"seed": 7} and len(compiled.demos) == 1
+
+
+def test_better_together_reports_the_training_of_every_weight_step():
+    weights = MarkWeights()
+    optimizer = BetterTogether(
+        exact, prompt_optimizer=pl.LabeledFewShot(k=1), weight_optimizer=weights, strategy="w -> p -> w"
+    )
+    compiled = optimizer.compile(pl.Predict("question -> answer", lm=answer_lm()), trainset=qa(3), valset=qa(3))
+    assert compiled.compile_report.training == ["adapter 1", "adapter 2"]
