@@ -68,7 +68,7 @@ class QuestionType(pl.Module):
     """Two steps, labels only on the last: a short note on the answer's kind, then the category."""
 
     def __init__(self) -> None:
-        self.describe = pl.Predict(AnswerKind)
+        self.describe = pl.Predict(AnswerKind, max_tokens=24)  # a few words; a 135M model may ramble on
         self.classify = pl.Predict(ClassifyWithKind)
 
     def forward(self, question: str) -> pl.Prediction:
@@ -199,6 +199,7 @@ class Rows:
             "s_per_item": round(result.wall_time_s / max(1, result.n), 3),
             "load_avg": [round(x, 2) for x in os.getloadavg()],
             **extra,
+            "scores": [round(x, 3) for x in result.scores],  # per dev item, in split order: paired CIs across runs
         }
         print(json.dumps(out), flush=True)
         self.path.parent.mkdir(exist_ok=True)

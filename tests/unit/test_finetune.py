@@ -119,6 +119,19 @@ def test_every_step_of_a_trace_trains_its_own_predictor_and_multitask_groups_the
     assert {k: len(v) for k, v in per.items()} == {"rewrite": 3, "answer": 3}
 
 
+def test_the_report_counts_each_steps_training_examples_from_traces_without_intermediate_labels():
+    from promptless.optimizers.checkpoint import Checkpoint
+
+    program = Pipeline()
+    program.set_lm(answer_lm())
+    optimizer = BootstrapFinetune(exact, train_on_labels=True)
+    report = CompileReport("BootstrapFinetune")
+    data = optimizer._dataset(program, program, qa(8), Checkpoint(None, optimizer="t", key="k"), report)
+    assert len(data) == 16 and {d.source for d in data} == {"trace"}  # no label reaches either step
+    assert report.notes[-1].endswith("16 training examples from traces + 0 from labels (per predictor: rewrite: 8 + 0, "
+                                     "answer: 8 + 0)")  # fmt: skip
+
+
 def test_labels_train_only_the_predictors_whose_fields_an_example_holds():
     program = Pipeline()
     program.set_lm(answer_lm())

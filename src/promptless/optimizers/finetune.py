@@ -214,9 +214,15 @@ class BootstrapFinetune(Optimizer):
             store.put("dataset", [_example_to_json(item) for item in data])
             store.put("passed", passed)
         labelled = sum(1 for d in data if d.source == "label")
+        per_step = {}
+        for item in data:
+            per_step.setdefault(item.predictor, [0, 0])[item.source == "label"] += 1
+        steps = ", ".join(
+            f"{name}: {t} + {lab}" if s.train_on_labels else f"{name}: {t}" for name, (t, lab) in per_step.items()
+        )
         report.notes.append(
             f"{passed} of {len(examples)} teacher runs passed the metric: {len(data) - labelled} training examples "
-            f"from traces" + (f" + {labelled} from labels" if s.train_on_labels else "")
+            f"from traces" + (f" + {labelled} from labels" if s.train_on_labels else "") + f" (per predictor: {steps})"
         )
         if len(data) < s.min_examples:
             hint = "" if s.train_on_labels else "; train_on_labels=True also learns the trainset's labels"
