@@ -119,6 +119,19 @@ def test_every_step_of_a_trace_trains_its_own_predictor_and_multitask_groups_the
     assert {k: len(v) for k, v in per.items()} == {"rewrite": 3, "answer": 3}
 
 
+def test_the_report_counts_each_steps_training_examples_from_traces_without_intermediate_labels():
+    from promptless.optimizers.checkpoint import Checkpoint
+
+    program = Pipeline()
+    program.set_lm(answer_lm())
+    optimizer = BootstrapFinetune(exact, train_on_labels=True)
+    report = CompileReport("BootstrapFinetune")
+    data = optimizer._dataset(program, program, qa(8), Checkpoint(None, optimizer="t", key="k"), report)
+    assert len(data) == 16 and {d.source for d in data} == {"trace"}  # no label reaches either step
+    assert report.notes[-1].endswith("16 training examples from traces + 0 from labels (per predictor: rewrite: 8 + 0, "
+                                     "answer: 8 + 0)")  # fmt: skip
+
+
 def test_labels_train_only_the_predictors_whose_fields_an_example_holds():
     program = Pipeline()
     program.set_lm(answer_lm())
@@ -222,6 +235,28 @@ def test_plan_forecasts_teacher_calls_and_training_steps(fake_base):
     assert capped.train_steps == 3
 
 
+def test_plan_prices_the_prompt_prefix_all_examples_share_once_per_batch(fake_base, monkeypatch):
+    from promptless.optimizers import finetune as finetune_module
+
+    class Long(pl.Signature):
+        """Answer the question. """ + "These instructions are the same in every prompt. " * 40
+
+        question: str = pl.InputField()
+        answer: str = pl.OutputField()
+
+    program = pl.Predict(Long, lm=answer_lm(model="local/smollm2-135m"))
+    share = finetune_module.shared_prompt_share(program, qa(8))
+    assert 0.8 < share < 1.0  # the instructions; each question differs
+    assert finetune_module.shared_prompt_share(pl.Predict("q -> a", lm=program.lm), qa(8)) == 0.0  # no labels fit
+    optimizer = BootstrapFinetune(exact, epochs=2, batch_size=8)
+    shared = optimizer.plan(program, qa(32))
+    monkeypatch.setattr(finetune_module, "shared_prompt_share", lambda student, examples: 0.0)
+    whole = optimizer.plan(program, qa(32))
+    assert shared.train_tokens == whole.train_tokens and shared.train_steps == whole.train_steps == 8
+    assert shared.train_time_s - 20 < (whole.train_time_s - 20) / 3  # 8 prompts a step, the shared part once
+    assert "each prompt all prompts share runs once per batch" in shared.note
+
+
 # -- the weights record -------------------------------------------------------------------------------
 def test_weights_record_round_trips_by_relative_path_and_verifies_the_hash(fake_base, tmp_path):
     base = finetune_base.resolve_base(ScriptedLM(model="local/smollm2-135m"))
@@ -315,6 +350,7 @@ class MarkWeights(pl.Optimizer):
             predictor.config = {**predictor.config, "seed": 7}
         report = CompileReport("fake weights")
         report.notes.append("trained")
+        report.training = [f"adapter {len(self.seen)}"]
         return attach_report(program, report)
 
 
@@ -338,3 +374,12 @@ def test_better_together_without_a_valset_returns_the_last_step():
     optimizer = BetterTogether(exact, prompt_optimizer=prompts, weight_optimizer=weights, strategy="w -> p")
     compiled = optimizer.compile(pl.Predict("question -> answer", lm=answer_lm()), trainset=qa(3))
     assert weights.seen == [[0]] and compiled.config == {"seed": 7} and len(compiled.demos) == 1
+
+
+def test_better_together_reports_the_training_of_every_weight_step():
+    weights = MarkWeights()
+    optimizer = BetterTogether(
+        exact, prompt_optimizer=pl.LabeledFewShot(k=1), weight_optimizer=weights, strategy="w -> p -> w"
+    )
+    compiled = optimizer.compile(pl.Predict("question -> answer", lm=answer_lm()), trainset=qa(3), valset=qa(3))
+    assert compiled.compile_report.training == ["adapter 1", "adapter 2"]

@@ -141,3 +141,31 @@ def test_a_full_disk_leaves_no_adapter_file_behind(tmp_path, monkeypatch):
 def test_unknown_adapter_tensors_are_refused():
     with pytest.raises(ValueError, match="unexpected adapter tensor"):
         gguf_tensors({"model.embed_tokens.lora_A.weight": torch.zeros(2, 2)}, BASE)
+
+
+def test_a_shared_prompt_prefix_runs_once_per_batch_with_the_same_loss_and_gradients(monkeypatch):
+    from promptless.finetune import train as train_module
+    from promptless.finetune.train import shared_prefix, with_lora
+
+    shared = tuple(range(2, 22))  # 20 prompt tokens every item has, like a signature's instructions and labels
+    items = [TokenizedExample((*shared, 30 + i % 3, 40 + i), (50 + i % 4, 51, 1)) for i in range(5)]
+    items.append(TokenizedExample((*shared, 33), (52, 1)))  # shorter: the suffixes are padded
+    assert shared_prefix(items) == 20
+    assert shared_prefix([items[0], TokenizedExample(shared[:5], (1,))]) == 4  # each keeps a prompt token
+    assert shared_prefix(data(4)) == 0
+
+    def loss_and_grads(min_shared):
+        monkeypatch.setattr(train_module, "MIN_SHARED_PREFIX", min_shared)
+        model = with_lora(tiny_model(), settings())
+        params = [p for p in model.parameters() if p.requires_grad]
+        for p in params:  # lora_B starts at zero; make the adapter matter so its gradients are compared too
+            torch.nn.init.normal_(p, std=0.1)
+        total, count = train_module._loss(model, items, 0)
+        total.backward()
+        return total.item(), count, [p.grad.clone() for p in params]
+
+    whole, whole_count, whole_grads = loss_and_grads(10_000)  # every item run whole
+    once, once_count, once_grads = loss_and_grads(16)  # the 20 shared tokens run once for the batch
+    assert once_count == whole_count == 5 * 3 + 2
+    assert once == pytest.approx(whole, rel=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-5, rtol=1e-4) for a, b in zip(once_grads, whole_grads, strict=True))

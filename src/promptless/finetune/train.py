@@ -35,6 +35,7 @@ log = logging.getLogger("promptless.finetune")
 
 TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 CHECKPOINT_NAME = "train-state"
+MIN_SHARED_PREFIX = 16  # a shorter shared prompt prefix is not worth a forward pass of its own
 
 
 @dataclass(frozen=True)
@@ -160,37 +161,73 @@ def _batches(examples: Sequence[TokenizedExample], settings: TrainSettings, epoc
     return [order[i : i + settings.batch_size] for i in range(0, len(order), settings.batch_size)]
 
 
-def _collate(items: Sequence[TokenizedExample], pad_id: int) -> tuple[Any, Any, Any]:
+def _collate(items: Sequence[TokenizedExample], pad_id: int, start: int = 0) -> tuple[Any, Any, Any]:
+    """Ids, attention mask and labels (-100 except on completion tokens) of each item from token ``start`` on."""
     import torch  # lazy: the optional training extra
 
-    width = max(item.length for item in items)
+    width = max(item.length for item in items) - start
     ids = torch.full((len(items), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(items), width), dtype=torch.long)
     labels = torch.full((len(items), width), -100, dtype=torch.long)
     for row, item in enumerate(items):
-        tokens = [*item.prompt, *item.completion]
+        tokens = [*item.prompt, *item.completion][start:]
         ids[row, : len(tokens)] = torch.tensor(tokens)
         mask[row, : len(tokens)] = 1
-        labels[row, len(item.prompt) : len(tokens)] = torch.tensor(item.completion)
+        labels[row, len(item.prompt) - start : len(tokens)] = torch.tensor(item.completion)
     return ids, mask, labels
+
+
+def shared_prefix(items: Sequence[TokenizedExample]) -> int:
+    """How many leading prompt tokens all items have in common, leaving each at least one prompt token of its own."""
+    limit = max(0, min(len(item.prompt) for item in items) - 1)
+    first = items[0].prompt
+    for n in range(limit):
+        if any(item.prompt[n] != first[n] for item in items[1:]):
+            return n
+    return limit
 
 
 def _loss(model: Any, items: Sequence[TokenizedExample], pad_id: int) -> tuple[Any, int]:
     """Summed cross-entropy over completion tokens, and how many there were.
 
-    The output layer (576 x 49k for SmolLM2) runs only where a completion token is
-    predicted, not over the whole prompt.
+    The prompt tokens all items of a batch share (the instructions, a ``Literal``'s label
+    list, the demos) run once for the batch, with gradients, and the rest of each item
+    attends to their keys and values: the loss of running every item whole, for a fraction
+    of the tokens when the shared part is long (on BANKING77 the 77 labels are ~580 of ~610
+    prompt tokens). The output layer (576 x 49k for SmolLM2) runs only where a completion
+    token is predicted, not over the whole prompt.
     """
     import torch  # lazy: the optional training extra
 
-    ids, mask, labels = _collate(items, pad_id)
     causal = model.get_base_model() if hasattr(model, "get_base_model") else model
-    hidden = causal.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1]
+    decoder = causal.get_decoder()
+    start = shared_prefix(items) if len(items) > 1 else 0
+    start = start if start >= MIN_SHARED_PREFIX else 0
+    ids, mask, labels = _collate(items, pad_id, start)
+    if start:
+        prefix = torch.tensor([items[0].prompt[:start]], dtype=torch.long)
+        from transformers import DynamicCache  # lazy: the optional training extra
+
+        cache = DynamicCache(config=causal.config)
+        decoder(input_ids=prefix, use_cache=True, **{_cache_keyword(decoder): cache})
+        cache.batch_repeat_interleave(len(items))
+        whole = torch.cat([torch.ones((len(items), start), dtype=torch.long), mask], dim=1)
+        out = decoder(input_ids=ids, attention_mask=whole, use_cache=True, **{_cache_keyword(decoder): cache})
+    else:
+        out = decoder(input_ids=ids, attention_mask=mask)
+    hidden = out.last_hidden_state[:, :-1]
     target = labels[:, 1:]
     where = target != -100
     logits = causal.get_output_embeddings()(hidden[where])
     total = torch.nn.functional.cross_entropy(logits.float(), target[where], reduction="sum")
     return total, int(where.sum())
+
+
+def _cache_keyword(decoder: Any) -> str:
+    """``cache`` in transformers 5.x, ``past_key_values`` before."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
 
 
 def evaluate_loss(model: Any, examples: Sequence[TokenizedExample], pad_id: int, batch_size: int = 8) -> float | None:

@@ -103,6 +103,8 @@ class BetterTogether(Optimizer):
             if inner is not None:
                 report.notes.extend(f"[{' -> '.join(done)}] {note}" for note in inner.notes)
                 report.lm_calls += inner.lm_calls
+                # every w step's adapters (examples, steps, losses, wall time), in order
+                report.training = [*getattr(report, "training", []), *getattr(inner, "training", [])]  # type: ignore[attr-defined]
             if run is not None:
                 run.score(" -> ".join(done), program)
         return program

@@ -56,6 +56,7 @@ from promptless.trace import track_usage
 
 log = logging.getLogger("promptless.optimizers")
 
+
 class BootstrapFinetune(Optimizer):
     """Fine-tune the program's embedded model on its own passing traces (DSPy's BootstrapFinetune).
 
@@ -213,9 +214,15 @@ class BootstrapFinetune(Optimizer):
             store.put("dataset", [_example_to_json(item) for item in data])
             store.put("passed", passed)
         labelled = sum(1 for d in data if d.source == "label")
+        per_step = {}
+        for item in data:
+            per_step.setdefault(item.predictor, [0, 0])[item.source == "label"] += 1
+        steps = ", ".join(
+            f"{name}: {t} + {lab}" if s.train_on_labels else f"{name}: {t}" for name, (t, lab) in per_step.items()
+        )
         report.notes.append(
             f"{passed} of {len(examples)} teacher runs passed the metric: {len(data) - labelled} training examples "
-            f"from traces" + (f" + {labelled} from labels" if s.train_on_labels else "")
+            f"from traces" + (f" + {labelled} from labels" if s.train_on_labels else "") + f" (per predictor: {steps})"
         )
         if len(data) < s.min_examples:
             hint = "" if s.train_on_labels else "; train_on_labels=True also learns the trainset's labels"
@@ -351,20 +358,47 @@ class BootstrapFinetune(Optimizer):
         per_task = max(1, math.ceil(n_train / tasks))
         steps = tasks * ts.total_steps(per_task)
         prompt, completion = measured.tokens_per_call()
-        tokens = round(steps * min(ts.batch_size, per_task) * (prompt + completion + 2))
+        batch = min(ts.batch_size, per_task)
+        shared = prompt * shared_prompt_share(student, examples[:8])  # runs once per batch (finetune.train)
+        tokens = round(steps * batch * (prompt + completion + 2))
+        processed = steps * (shared + batch * (prompt - shared + completion + 2))
         layers = next(iter(self._bases(student).values())).n_layers or 30
         share = 1.0 if ts.lora_layers is None else min(1.0, ts.lora_layers / layers)
         speed = TRAIN_TOKENS_PER_S * (1 + 2 * TRAIN_LAYERS_MEASURED) / (1 + 2 * share)
-        seconds = tokens / speed
+        seconds = processed / speed
         if s.max_time_s is not None:
             seconds = min(seconds, s.max_time_s * tasks)
         note = (
             f"pass rate {measured.pass_rate:.0%} on {measured.runs} probed examples; time at ~{speed:.0f} training "
-            f"tokens/s (measured on 2 shared cores), plus ~20 s to load the model per task"
+            f"tokens/s (measured on 2 shared cores), plus ~20 s to load the model per task; the "
+            f"{shared / max(1.0, prompt):.0%} of each prompt all prompts share runs once per batch"
         )
         if n_train < s.min_examples:
             note += f"; fewer than min_examples={s.min_examples} expected: the compile may stop with TooFewTraces"
         return FinetunePlan(bootstrap, n_train, steps, tokens, seconds + 20 * tasks, note)
+
+
+def shared_prompt_share(student: Module, examples: Sequence[Example]) -> float:
+    """The share of a training prompt that every prompt of its predictor begins with (instructions, labels, demos).
+
+    Measured on the requests the labelled examples render to (characters of the prompt or of the
+    messages' contents), averaged over the predictors they reach; 0 when they reach none.
+    """
+    shares = []
+    for items in by_task(from_labels(student, examples), multitask=False).values():
+        texts = [_request_text(item.request) for item in items]
+        if len(texts) < 2:
+            continue
+        differ = (i for i, chars in enumerate(zip(*texts, strict=False)) if len(set(chars)) > 1)
+        common = next(differ, min(map(len, texts)))
+        shares.append(common / (sum(len(t) for t in texts) / len(texts)))
+    return sum(shares) / len(shares) if shares else 0.0
+
+
+def _request_text(request: Request) -> str:
+    if request.prompt is not None:
+        return request.prompt
+    return "\n".join(str(m.get("content", "")) for m in request.messages or ())
 
 
 def always_passes(example: Any, prediction: Any, trace: Any = None) -> bool:
