@@ -1,14 +1,16 @@
-"""Compiling into weights on TREC (coarse, 6 classes) with SmolLM2-135M-Instruct embedded, on CPU.
+"""Compiling into weights with SmolLM2-135M-Instruct embedded, on CPU: TREC, BANKING77, SST-2, a two-step program.
 
-    python bench/finetune.py [--train 400 --val 100 --dev 150] [--phases zero prompt finetune]
+    python bench/finetune.py --task trec|banking77|sst2|trec-2step [--train 400 --val 100 --dev 150]
+                             [--phases zero prompt finetune together]
 
-Splits are carved from /work/shared/data/trec/train.tsv with a fixed seed: ``dev`` (held out,
-never trained or selected on), ``val`` (the compile's valset, for honest selection) and
-``train``. Rows: zero-shot; the best prompt-only compile (LabeledFewShot k=16 and
-BootstrapFewShot 4+16, each selected on val); BootstrapFinetune (LoRA, train_on_labels, teacher
-= the student), with accuracy and 95 % CI on dev, training examples, steps, training wall
-time, peak RSS and s/item before/after. One JSON line per row goes to
-bench/results/finetune.jsonl.
+Splits are carved from the task's training file in /work/shared/data with a fixed seed: ``dev``
+(held out, never trained or selected on), ``val`` (the compile's valset, for honest selection) and
+``train``. Rows: zero-shot; the best prompt-only compile (LabeledFewShot k=16 and BootstrapFewShot
+4+16, each selected on val); BootstrapFinetune (LoRA, train_on_labels unless --no-labels); with
+``together``, BetterTogether (BootstrapFewShot 4+16 and the same BootstrapFinetune). Each row has
+accuracy and 95 % CI on dev, the per-item dev scores, the paired CI of the gain over the best
+prompt-only compile, training examples, steps, wall time, peak RSS and s/item before/after, and
+goes to bench/results/finetune.jsonl as one JSON line.
 """
 
 from __future__ import annotations
