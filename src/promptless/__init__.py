@@ -67,7 +67,7 @@ _LAZY: dict[str, str] = {
     "OpenTelemetryCallback": "promptless.telemetry",
     # LMs and adapters
     "LM": "promptless.lm.base",
-    "BaseLM": "promptless.lm.base",
+    "BaseLM": "promptless.lm.custom_lm",
     "Request": "promptless.types",
     "Response": "promptless.types",
     "Usage": "promptless.types",
@@ -203,7 +203,8 @@ if TYPE_CHECKING:
     from promptless.evaluate.judge import Judge, SemanticF1
     from promptless.executor import ThreadExecutor
     from promptless.inspection import inspect_history, inspect_prompt
-    from promptless.lm.base import LM, BaseLM
+    from promptless.lm.base import LM
+    from promptless.lm.custom_lm import BaseLM
     from promptless.module import Module
     from promptless.modules.best_of_n import BestOfN
     from promptless.modules.chain_of_thought import ChainOfThought

@@ -236,7 +236,7 @@ def test_plan_forecasts_teacher_calls_and_training_steps(fake_base):
 
 
 def test_plan_prices_the_prompt_prefix_all_examples_share_once_per_batch(fake_base, monkeypatch):
-    from promptless.optimizers import finetune as finetune_module
+    from promptless.optimizers import finetune_forecast
 
     class Long(pl.Signature):
         """Answer the question. """ + "These instructions are the same in every prompt. " * 40
@@ -245,12 +245,12 @@ def test_plan_prices_the_prompt_prefix_all_examples_share_once_per_batch(fake_ba
         answer: str = pl.OutputField()
 
     program = pl.Predict(Long, lm=answer_lm(model="local/smollm2-135m"))
-    share = finetune_module.shared_prompt_share(program, qa(8))
+    share = finetune_forecast.shared_prompt_share(program, qa(8))
     assert 0.8 < share < 1.0  # the instructions; each question differs
-    assert finetune_module.shared_prompt_share(pl.Predict("q -> a", lm=program.lm), qa(8)) == 0.0  # no labels fit
+    assert finetune_forecast.shared_prompt_share(pl.Predict("q -> a", lm=program.lm), qa(8)) == 0.0  # no labels fit
     optimizer = BootstrapFinetune(exact, epochs=2, batch_size=8)
     shared = optimizer.plan(program, qa(32))
-    monkeypatch.setattr(finetune_module, "shared_prompt_share", lambda student, examples: 0.0)
+    monkeypatch.setattr(finetune_forecast, "shared_prompt_share", lambda student, examples: 0.0)
     whole = optimizer.plan(program, qa(32))
     assert shared.train_tokens == whole.train_tokens and shared.train_steps == whole.train_steps == 8
     assert shared.train_time_s - 20 < (whole.train_time_s - 20) / 3  # 8 prompts a step, the shared part once

@@ -11,7 +11,6 @@ differ only in the innermost call.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
 import logging
 import threading
@@ -20,11 +19,11 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
-from urllib.parse import urlsplit
 
 from promptless.callbacks import with_callbacks
 from promptless.errors import LMBadRequest, LMError
 from promptless.lm.cache import Cache
+from promptless.lm.cache_identity import endpoint_identity, file_digest
 from promptless.lm.forward import ForwardBackend
 from promptless.lm.llama import LlamaBackend
 from promptless.lm.models import get_model_info
@@ -36,7 +35,7 @@ from promptless.types import HistoryEntry, ModelType, Request, Response, Usage
 
 __all__ = ["LM", "AsyncBackend", "Backend", "ChoiceScoringBackend", "HistoryEntry", "ModelType", "Request", "Response"]
 __all__ += ["StreamingBackend"]
-__all__ += ["BaseLM", "Usage", "history_entry"]
+__all__ += ["Usage", "history_entry"]
 
 log = logging.getLogger("promptless.lm")
 
@@ -179,7 +178,7 @@ class LM:
             if self.api_base:
                 parts.append("@" + endpoint_identity(self.api_base))
             if self.lora:
-                parts.append("+lora:" + _file_digest(self.lora))
+                parts.append("+lora:" + file_digest(self.lora))
             self._cache_id = "".join(parts)
         return self._cache_id
 
@@ -394,56 +393,9 @@ class LM:
 DSPY_MODEL_TYPES = {"text": "completion", "responses": "chat"}
 
 
-class BaseLM(LM):
-    """DSPy's base class for a custom LM: subclass it and implement ``forward``.
-
-    ``forward(prompt=None, messages=None, **kwargs)`` gets the chat messages (or the prompt of a
-    completion model) and ``temperature``, ``max_tokens`` (``n``, ``stop``, ``seed`` when set), and
-    returns an OpenAI-shaped response (``choices[i].message.content``, ``usage``, ``model``), a string,
-    or a list of strings. Everything else comes from ``LM``: the cache (``cache=False`` to turn it off),
-    ``history``, usage tracking, callbacks, retries of an ``LMError`` marked transient, budgets.
-    """
-
-    def __init__(
-        self,
-        model: str,
-        model_type: ModelType | str = "chat",
-        temperature: float | None = 0.0,
-        max_tokens: int | None = 1000,
-        cache: bool | Any = True,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(model, model_type, temperature, max_tokens, cache, **kwargs)
-
-    def forward(self, prompt: str | None = None, messages: list[dict] | None = None, **kwargs: Any) -> Any:
-        raise NotImplementedError(f"{type(self).__name__} must implement forward(prompt=None, messages=None, **kwargs)")
-
-    def _build_backend(self) -> Backend:
-        return ForwardBackend(self.forward, self._model_type or "chat")
-
-
 def history_entry(response: Response) -> HistoryEntry | None:
     """The history entry this call recorded (for Predict to annotate), or None for a response never recorded."""
     return response.history
-
-
-def endpoint_identity(api_base: str) -> str:
-    """``scheme://host:port/path`` of an endpoint, without user, password, query or fragment."""
-    parts = urlsplit(api_base)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path.rstrip('/')}"
-
-
-def _file_digest(path: str) -> str:
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    except OSError:
-        return f"missing:{path}"  # the backend raises a clear error when it tries to load it
-    return digest.hexdigest()[:16]
 
 
 def _in_thread(call: Callable[[Request], Response]) -> Callable[[Request], Awaitable[Response]]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -39,16 +38,15 @@ from promptless.lm import Request, resolve_lm
 from promptless.module import Module
 from promptless.optimizers.base import CompileReport, Metric, Optimizer, attach_report, check_trainset, passes
 from promptless.optimizers.checkpoint import Checkpoint, fingerprint
+from promptless.optimizers.finetune_forecast import forecast
+from promptless.optimizers.finetune_progress import TrainingProgress
 from promptless.optimizers.finetune_settings import (
-    TRAIN_LAYERS_MEASURED,
-    TRAIN_TOKENS_PER_S,
     FinetunePlan,
     FinetuneSettings,
     TaskTraining,
     TooFewTraces,
     check_settings,
 )
-from promptless.optimizers.plan import Plan, probe
 from promptless.optimizers.search import SearchRun, SearchSettings
 from promptless.primitives import Example
 from promptless.settings import context, current, run_in_context
@@ -294,7 +292,7 @@ class BootstrapFinetune(Optimizer):
             checkpoint_dir = Path(s.checkpoint) / f"train-{_safe(task)}" if s.checkpoint is not None else None
             if base.model not in loaded:
                 loaded[base.model] = load_model(base, ts.num_threads)
-            with _progress(f"fine-tuning {task}", s.display_progress) as progress:
+            with TrainingProgress(f"fine-tuning {task}", s.display_progress) as progress:
                 result = train(
                     base,
                     tokens,
@@ -340,65 +338,10 @@ class BootstrapFinetune(Optimizer):
         self, student: Module, trainset: Sequence[Example], valset: Sequence[Example] | None = None
     ) -> FinetunePlan:
         """Forecast teacher runs and LM calls (probed on 3 examples), training examples, steps and time."""
-        s = self.settings
         examples = check_trainset(trainset)
-        self._bases(student)
+        bases = self._bases(student)
         teacher = self.teacher if self.teacher is not None else student
-        measured = probe(teacher, examples, self.metric)
-        phases = {"probe": measured.runs, "bootstrap": len(examples)}
-        if valset is not None:
-            phases["baseline"] = phases["finetuned"] = len(check_trainset(valset, "valset"))
-        bootstrap = Plan.from_probe("BootstrapFinetune", phases, measured)
-        calls_per_run = measured.calls_per_run
-        n_train = round(len(examples) * measured.pass_rate * calls_per_run)
-        if s.train_on_labels:
-            n_train = max(n_train, len(examples) * len(student.predictors()))
-        tasks = 1 if s.multitask else len(student.predictors())
-        ts = s.train_settings()
-        per_task = max(1, math.ceil(n_train / tasks))
-        steps = tasks * ts.total_steps(per_task)
-        prompt, completion = measured.tokens_per_call()
-        batch = min(ts.batch_size, per_task)
-        shared = prompt * shared_prompt_share(student, examples[:8])  # runs once per batch (finetune.train)
-        tokens = round(steps * batch * (prompt + completion + 2))
-        processed = steps * (shared + batch * (prompt - shared + completion + 2))
-        layers = next(iter(self._bases(student).values())).n_layers or 30
-        share = 1.0 if ts.lora_layers is None else min(1.0, ts.lora_layers / layers)
-        speed = TRAIN_TOKENS_PER_S * (1 + 2 * TRAIN_LAYERS_MEASURED) / (1 + 2 * share)
-        seconds = processed / speed
-        if s.max_time_s is not None:
-            seconds = min(seconds, s.max_time_s * tasks)
-        note = (
-            f"pass rate {measured.pass_rate:.0%} on {measured.runs} probed examples; time at ~{speed:.0f} training "
-            f"tokens/s (measured on 2 shared cores), plus ~20 s to load the model per task; the "
-            f"{shared / max(1.0, prompt):.0%} of each prompt all prompts share runs once per batch"
-        )
-        if n_train < s.min_examples:
-            note += f"; fewer than min_examples={s.min_examples} expected: the compile may stop with TooFewTraces"
-        return FinetunePlan(bootstrap, n_train, steps, tokens, seconds + 20 * tasks, note)
-
-
-def shared_prompt_share(student: Module, examples: Sequence[Example]) -> float:
-    """The share of a training prompt that every prompt of its predictor begins with (instructions, labels, demos).
-
-    Measured on the requests the labelled examples render to (characters of the prompt or of the
-    messages' contents), averaged over the predictors they reach; 0 when they reach none.
-    """
-    shares = []
-    for items in by_task(from_labels(student, examples), multitask=False).values():
-        texts = [_request_text(item.request) for item in items]
-        if len(texts) < 2:
-            continue
-        differ = (i for i, chars in enumerate(zip(*texts, strict=False)) if len(set(chars)) > 1)
-        common = next(differ, min(map(len, texts)))
-        shares.append(common / (sum(len(t) for t in texts) / len(texts)))
-    return sum(shares) / len(shares) if shares else 0.0
-
-
-def _request_text(request: Request) -> str:
-    if request.prompt is not None:
-        return request.prompt
-    return "\n".join(str(m.get("content", "")) for m in request.messages or ())
+        return forecast(self.settings, student, teacher, self.metric, examples, valset, bases)
 
 
 def always_passes(example: Any, prediction: Any, trace: Any = None) -> bool:
@@ -432,44 +375,6 @@ def _example_from_json(data: Mapping[str, Any]) -> TrainingExample:
     return TrainingExample(
         str(data["predictor"]), Request(**request), str(data["completion"]), str(data["source"]), int(data["index"])
     )
-
-
-class _progress:  # noqa: N801 - used as a context manager factory
-    """A rich progress bar (``display_progress=True``) or a log line every 10 steps, with loss and ETA."""
-
-    def __init__(self, label: str, display: bool) -> None:
-        self.label, self.display = label, display
-        self._bar: Any = None
-        self._task: Any = None
-        self._started = time.perf_counter()
-
-    def __enter__(self) -> Any:
-        if self.display:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self._bar = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                TextColumn("{task.completed}/{task.total} steps  loss {task.fields[loss]}"),
-                TimeRemainingColumn(),
-            )
-            self._bar.__enter__()
-        return self.update
-
-    def update(self, step: int, total: int, loss: float) -> None:
-        if self._bar is not None:
-            if self._task is None:
-                self._task = self._bar.add_task(self.label, total=total, loss="-")
-            self._bar.update(self._task, completed=step, loss=f"{loss:.3f}")
-            return
-        if step == 1 or step % 10 == 0 or step == total:
-            elapsed = time.perf_counter() - self._started
-            eta = elapsed / step * (total - step)
-            log.info("%s: step %d/%d loss %.3f (%.0f s, ETA %.0f s)", self.label, step, total, loss, elapsed, eta)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(*exc)
 
 
 __all__ = ["BootstrapFinetune", "FinetunePlan", "FinetuneSettings", "TooFewTraces", "always_passes"]
