@@ -127,10 +127,12 @@ class ToolArgumentError(PromptlessError, ValueError):
 class LMError(PromptlessError):
     """Base class of every error raised by an LM backend.
 
-    ``retry_after`` is the delay in seconds the server asked for (HTTP ``Retry-After``), if any.
+    ``retry_after`` is the delay in seconds the server asked for (HTTP ``Retry-After``), if any;
+    ``status`` the HTTP status of the server's reply, if a server answered.
     """
 
     retry_after: float | None = None
+    status: int | None = None
 
 
 class LMTimeout(LMError):

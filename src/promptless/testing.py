@@ -64,6 +64,9 @@ class ScriptedBackend:
             total += 1 + words
         return total
 
+    def can_score(self) -> bool:
+        return True
+
     def score_choices(self, request: Request) -> Response:
         """A reply to a ``Request.choices`` call: a list of log-probabilities, one per choice, in order."""
         reply = self._next(request)

@@ -58,7 +58,13 @@ class StreamingBackend(Backend, Protocol):
 
 @runtime_checkable
 class ChoiceScoringBackend(Backend, Protocol):
-    """A backend that can score given continuations of a prompt (``Request.choices``) by their log-probability."""
+    """A backend that can score given continuations of a prompt (``Request.choices``) by their log-probability.
+
+    ``can_score()`` says whether it will now (an HTTP backend only for a completion model on a
+    server whose echoed log-probabilities pass its check); ``score_choices`` raises LMBadRequest saying why not.
+    """
+
+    def can_score(self) -> bool: ...
 
     def score_choices(self, request: Request) -> Response: ...
 
@@ -300,8 +306,10 @@ class LM:
 
     @property
     def scores_choices(self) -> bool:
-        """Whether this LM can score ``Request.choices`` (the embedded backend can; HTTP servers cannot yet)."""
-        return isinstance(self.backend, ChoiceScoringBackend)
+        """Whether this LM can score ``Request.choices``: the embedded backend can; an HTTP server for a
+        completion model if its /completions echoes honest log-probabilities (checked once); a chat model cannot."""
+        backend = self.backend
+        return isinstance(backend, ChoiceScoringBackend) and backend.can_score()
 
     def _scorer(self) -> Callable[[Request], Response]:
         backend = self.backend

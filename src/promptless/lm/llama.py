@@ -196,6 +196,9 @@ class LlamaBackend:
                 usage = usage + Usage(used.get("prompt_tokens", 0), used.get("completion_tokens", 0), out["_cached"], 1)
         return Response(texts, usage, reasons, time.perf_counter() - started, f"local/{self.name}")
 
+    def can_score(self) -> bool:
+        return True
+
     def score_choices(self, request: Request) -> Response:
         """Log-probability of each of ``request.choices`` as the continuation of the prompt (no sampling)."""
         loaded = self._loaded()

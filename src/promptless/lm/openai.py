@@ -8,6 +8,10 @@ So with ``response_format_style="auto"`` a structured chat call tries ``json_sch
 back to ``json_object`` if refused, and a structured /completions call first asks the chat
 endpoint with a one-token probe (llama.cpp refuses it before running the model). The answer
 is kept for the backend's lifetime.
+
+A completion model can also score given continuations (``Request.choices``) through
+``/completions`` with ``echo``, where the server reports them honestly; a chat model cannot
+(see ``openai_choices``).
 """
 
 from __future__ import annotations
@@ -30,6 +34,16 @@ from promptless.errors import (
     LMTimeout,
     LMUnavailable,
 )
+from promptless.lm.openai_choices import (
+    CHAT_CANNOT,
+    PROBE,
+    Span,
+    choice_span,
+    echoed_choices,
+    probe_verdict,
+    scoring_body,
+    summed,
+)
 from promptless.redact import protect_logger, redact, redact_url, register_secret, register_url_secrets
 from promptless.types import ModelType, Request, Response, Usage
 
@@ -39,6 +53,7 @@ if TYPE_CHECKING:
 Style = Literal["auto", "json_schema", "json_object"]
 Reply = dict[str, Any] | LMError
 Script = Generator[tuple[str, dict[str, Any]], Reply, Response]  # yields (url, body), is sent the reply
+_REQUEST_FIELDS = ("response_format", "json_schema", "grammar", "logprobs")  # a 5xx naming one is a refusal
 _OVERFLOW_HINTS = ("context length", "maximum context", "context window", "too many tokens")
 
 
@@ -75,6 +90,9 @@ class OpenAIBackend:
         self._transport, self._async_transport = transport, async_transport
         self._client: httpx.Client | None = None
         self._async_clients: weakref.WeakKeyDictionary[Any, httpx.AsyncClient] = weakref.WeakKeyDictionary()
+        self._scoring_checked = False  # has the server's echo been checked (once, by the probe)?
+        self._scoring_refusal: str | None = None  # why it cannot score choices, if it cannot
+        self._prompt_lists: bool | None = None  # does /completions take a list of prompts? None: not known yet
 
     def __repr__(self) -> str:  # never the key
         return f"OpenAIBackend({self.model!r}, api_base={redact_url(self.api_base)!r})"
@@ -121,13 +139,94 @@ class OpenAIBackend:
         return client
 
     def complete(self, request: Request) -> Response:
-        script = self._script(request)
+        return self._run(self._script(request))
+
+    def _run(self, script: Generator[tuple[str, dict[str, Any]], Reply, Any]) -> Any:
         step = next(script)
         while True:
             try:
                 step = script.send(self._post(*step))
             except StopIteration as done:
                 return done.value
+
+    # -- scoring choices (Request.choices) through /completions with echo ---------------------------
+    def can_score(self) -> bool:
+        """Whether ``score_choices`` will take a prompt: a completion model on a server whose echoed
+        log-probabilities passed the check (two one-token requests, made once; an unreachable server
+        is asked again next time)."""
+        try:
+            self._check_scoring()
+        except LMError:
+            return False
+        return True
+
+    def score_choices(self, request: Request) -> Response:
+        """log P(choice | prompt) for each of ``request.choices``, from the server's echoed token log-probabilities."""
+        if request.prompt is None and self.model_type == "completion":
+            raise LMBadRequest("a chat request (messages) cannot be scored over HTTP: only /completions echoes prompts")
+        self._check_scoring()
+        return self._run(self._score_script(request))
+
+    def _check_scoring(self) -> None:
+        """Raise why this backend cannot score choices (LMBadRequest), or the error that kept it from finding out."""
+        if self.model_type != "completion":
+            raise LMBadRequest(CHAT_CANNOT)
+        if not self._scoring_checked:
+            refusal = self._run(self._probe_script())
+            with self._lock:
+                self._scoring_refusal, self._scoring_checked = refusal, True
+        if self._scoring_refusal is not None:
+            raise LMBadRequest(f"{redact(self.api_base)}: {self._scoring_refusal}")
+
+    def _probe_script(self) -> Generator[tuple[str, dict[str, Any]], Reply, str | None]:
+        """Generate a token after ``PROBE``, then echo ``PROBE`` + that token: the two log-probabilities must agree."""
+        url = f"{self.api_base}/completions"
+        body = {**self.params, "model": self.model, "prompt": PROBE, "max_tokens": 1, "temperature": 0, "logprobs": 1}
+        generated = yield url, body
+        if isinstance(generated, LMError) and (generated.transient or generated.fatal):
+            raise generated  # nothing learnt about the server: ask again next time
+        if isinstance(generated, LMError):
+            return f"the server refuses logprobs on /completions ({generated})"
+        token = _first_token(generated)
+        if token is None:
+            return probe_verdict(generated, {})
+        echoed = yield url, scoring_body(self.model, self.params, PROBE + token)
+        if isinstance(echoed, LMError) and (echoed.transient or echoed.fatal):
+            raise echoed
+        if isinstance(echoed, LMError):
+            return f"the server refuses echo with logprobs on /completions ({echoed})"
+        return probe_verdict(generated, echoed)
+
+    def _score_script(self, request: Request) -> Script:
+        """One request with the list of prompt + choice texts where the server takes lists, else one per choice."""
+        started, usage, model = time.perf_counter(), Usage(), self.model
+        prompt, choices = request.prompt or "", list(request.choices or ())
+        texts, url = [prompt + choice for choice in choices], f"{self.api_base}/completions"
+        replies: list[dict[str, Any]] | None = None
+        if len(texts) > 1 and self._prompt_lists is not False:
+            reply = yield url, scoring_body(self.model, self.params, texts)
+            if isinstance(reply, LMError) and reply.status is None:
+                raise reply  # no answer at all (down, timed out): nothing learnt about lists
+            if not isinstance(reply, LMError):
+                replies = echoed_choices(reply, len(texts))
+                usage, model = usage + _usage(reply), str(reply.get("model") or model)
+            with self._lock:  # refused, or answered with another number of choices: one prompt per request
+                self._prompt_lists = replies is not None
+        if replies is None:  # llama-cpp-python's server answers a list of prompts with HTTP 500
+            replies = []
+            for text in texts:
+                reply = yield url, scoring_body(self.model, self.params, text)
+                if isinstance(reply, LMError):
+                    raise reply
+                (one,) = echoed_choices(reply, 1) or _no_choice(reply, url)
+                replies.append(one)
+                usage, model = usage + _usage(reply), str(reply.get("model") or model)
+        where = redact(url)
+        spans: list[Span] = [choice_span(c, prompt, t, where) for c, t in zip(replies, texts, strict=True)]
+        scores = summed(spans)
+        best = max(range(len(scores)), key=scores.__getitem__)
+        latency = time.perf_counter() - started
+        return Response([choices[best]], usage, ["stop"], latency, model, logprobs=scores)
 
     async def acomplete(self, request: Request) -> Response:
         """The same call without blocking the event loop."""
@@ -343,7 +442,7 @@ def _checked(reply: httpx.Response, url: str, model: str) -> dict[str, Any]:
         error = LMTimeout
     elif status == 429:
         error = LMRateLimited
-    elif status >= 500 and ("response_format" in lowered or "json_schema" in lowered or "grammar" in lowered):
+    elif status >= 500 and any(field in lowered for field in _REQUEST_FIELDS):
         error = LMBadRequest  # llama.cpp refuses a request format with a 500: retrying cannot help
     elif status >= 500:
         error = LMUnavailable
@@ -352,6 +451,7 @@ def _checked(reply: httpx.Response, url: str, model: str) -> dict[str, Any]:
     else:
         error = LMBadRequest
     failure = error(message)
+    failure.status = status
     if status in (429, 503):
         failure.retry_after = _retry_after(reply)
     raise failure
@@ -377,6 +477,24 @@ def _read_choices(data: dict[str, Any], url: str) -> tuple[list[str], list[str],
     details = used.get("prompt_tokens_details") if isinstance(used.get("prompt_tokens_details"), dict) else {}
     tokens = [_int(used.get("prompt_tokens")), _int(used.get("completion_tokens")), _int(details.get("cached_tokens"))]
     return texts, reasons, Usage(*tokens, calls=1)
+
+
+def _usage(data: dict[str, Any]) -> Usage:
+    used = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+    return Usage(_int(used.get("prompt_tokens")), _int(used.get("completion_tokens")), 0, 1)
+
+
+def _first_token(data: dict[str, Any]) -> str | None:
+    """The first generated token's text in a reply with logprobs, if there is one."""
+    choices = data.get("choices")
+    first = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
+    logprobs = first.get("logprobs") if isinstance(first.get("logprobs"), dict) else {}
+    tokens = logprobs.get("tokens")
+    return tokens[0] if isinstance(tokens, list) and tokens and isinstance(tokens[0], str) else None
+
+
+def _no_choice(data: dict[str, Any], url: str) -> list[dict[str, Any]]:
+    raise LMUnavailable(redact(f"{url}: the reply has no choices: {str(data)[:300]!r}"))
 
 
 def _int(value: Any) -> int:
