@@ -40,11 +40,15 @@ def _require_server_packages() -> None:
 
 
 class LlamaServer:
-    """``python -m llama_cpp.server`` serving SmolLM2-135M-Instruct on 127.0.0.1; ``start``/``kill``/``restart``."""
+    """``python -m llama_cpp.server`` serving a GGUF (SmolLM2-135M-Instruct unless told) on 127.0.0.1."""
 
-    def __init__(self, log_path: Path, port: int | None = None) -> None:
+    def __init__(
+        self, log_path: Path, port: int | None = None, *, model: Path | None = None, alias: str = "smollm2",
+        n_ctx: int = 2048,
+    ) -> None:  # fmt: skip
         _require_server_packages()
-        self.model = smollm2_gguf()
+        self.model = model or smollm2_gguf()
+        self.alias, self.n_ctx = alias, n_ctx
         self.port = port or free_port()
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
@@ -56,8 +60,8 @@ class LlamaServer:
     def start(self) -> "LlamaServer":
         # One thread: on a small, busy machine llama.cpp's threads wait on each other (a 135M model gains nothing).
         command = [
-            sys.executable, "-m", "llama_cpp.server", "--model", str(self.model), "--model_alias", "smollm2",
-            "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "2048", "--n_threads", "1",
+            sys.executable, "-m", "llama_cpp.server", "--model", str(self.model), "--model_alias", self.alias,
+            "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(self.n_ctx), "--n_threads", "1",
             "--n_threads_batch", "1",
         ]  # fmt: skip
         with self.log_path.open("ab") as log:
