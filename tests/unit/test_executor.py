@@ -14,7 +14,7 @@ import pytest
 import promptless as pl
 from promptless.budget import Budget
 from promptless.distributed import RayExecutor, resolve_executor
-from promptless.errors import CannotTravel, LMAuthError
+from promptless.errors import CannotTravel, ClusterError, LMAuthError
 from promptless.executor import Executor, Outcome, ThreadExecutor, executor_in_force, run_example
 from promptless.testing import ScriptedLM
 from promptless.trace import UsageTracker
@@ -320,3 +320,53 @@ def test_a_refusal_reads_as_one_line_that_says_what_to_do(monkeypatch):
     assert late.startswith("something listens at 10.0.0.5:80") and "\n" not in late
     other = cluster.refusal("10.0.0.5:6379", RuntimeError("Version mismatch\ndetails"))
     assert other == "could not join the Ray cluster at 10.0.0.5:6379: Version mismatch"
+
+
+class FakeRay:
+    """What ``cluster.connect`` and ``same_cluster`` use of Ray: ``init`` records its options."""
+
+    def __init__(self, gcs_address: str = "") -> None:
+        self.options: list[dict] = []
+        self.gcs_address = gcs_address
+
+    def init(self, **options):
+        self.options.append(options)
+
+    def get_runtime_context(self):
+        return self
+
+
+def test_ray_init_starts_a_cluster_with_cluster_options_and_joins_one_with_the_job_only(monkeypatch):
+    import socket
+
+    from promptless.distributed import cluster
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    fake = FakeRay()
+    cluster.connect(fake, None, {"num_cpus": 2})
+    assert fake.options[-1] == {"include_dashboard": False, "configure_logging": False, "num_cpus": 2}
+    with socket.socket() as listener:  # something listens: the TCP probe passes (FakeRay has no GCS client)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        address = f"127.0.0.1:{listener.getsockname()[1]}"
+        cluster.connect(fake, address, {"namespace": "mine"})
+    joined = fake.options[-1]
+    assert joined == {
+        "namespace": "mine",
+        "runtime_env": {"py_modules": [cluster.PACKAGE_DIR]},
+        "configure_logging": False,
+        "address": address,
+    }
+    with pytest.raises(ClusterError, match=f"no Ray cluster answers at {address}"):
+        cluster.connect(fake, address, {})  # the listener is gone
+    assert len(fake.options) == 2  # ray.init was not called for it
+
+
+def test_an_address_other_than_the_connected_clusters_is_refused():
+    from promptless.distributed import cluster
+
+    connected = FakeRay(gcs_address="192.0.2.2:6379")
+    for same in (None, "auto", "127.0.0.1:6379", "ray://head:10001"):
+        cluster.same_cluster(connected, same)
+    with pytest.raises(ValueError, match=r"already initialized in this process \(its cluster is at 192.0.2.2:6379\)"):
+        cluster.same_cluster(connected, "127.0.0.1:6390")

@@ -42,7 +42,9 @@ def connect(ray: Any, address: str | None, init: dict[str, Any]) -> None:
         return
     target = address if address not in STARTS_HERE else os.environ["RAY_ADDRESS"]
     probe(ray, target)
-    options = {"configure_logging": False, **init, "runtime_env": shipped(init.get("runtime_env"))}
+    options = {**init, "runtime_env": shipped(init.get("runtime_env"))}
+    if not target.startswith("ray://"):  # Ray Client would pass it on to the ray.init of its server
+        options.setdefault("configure_logging", False)
     if address is not None:
         options["address"] = address
     try:
