@@ -51,9 +51,10 @@ class Head:
 
 @pytest.fixture(scope="module")
 def head():
-    ray_cli = Path(sys.executable).with_name("ray")
-    if not ray_cli.exists():
-        pytest.skip(f"the ray command is not installed next to {sys.executable}")
+    beside = Path(sys.executable).with_name("ray")  # the ray of this interpreter's environment
+    ray_cli = beside if beside.exists() else shutil.which("ray")
+    if ray_cli is None:
+        pytest.skip(f"the ray command is not installed (not beside {sys.executable}, not on PATH)")
     root = Path(tempfile.mkdtemp(prefix="plray", dir="/tmp"))  # short: Ray's unix sockets live under it
     token, calls, log = root / "token", root / "calls.jsonl", root / "head.log"
     token.write_text(secrets.token_hex(32))
