@@ -27,6 +27,7 @@
     ├── TooManyErrors                    a run passed its ``max_errors`` (Evaluate, BootstrapFewShot, Parallel)
     ├── WorkerError                      an error a Ray worker raised that could not be sent back as itself
     ├── WorkersLost                      every Ray worker died and no replacement could be started
+    ├── ClusterError                     fatal: no Ray cluster at the address, or it refused us, or gave no workers
     ├── RetrievalError                   a retriever could not answer
     └── ProgramOfThoughtError            no attempt at code ran
 
@@ -217,6 +218,15 @@ def _worker_error(type_name: str, text: str, transient: bool, fatal: bool, outag
 
 class WorkersLost(PromptlessError, RuntimeError):
     """Every Ray worker of a run died and the restart limit was reached; the examples not run are named."""
+
+    fatal = True
+
+
+class ClusterError(PromptlessError, RuntimeError):
+    """The Ray cluster to join is not there, refused this process (its auth token) or started no workers in time.
+
+    The message names the address and what to do; it comes within seconds, not after Ray's minutes of retries.
+    """
 
     fatal = True
 

@@ -68,11 +68,18 @@ class ScriptedBackend:
         return True
 
     def score_choices(self, request: Request) -> Response:
-        """A reply to a ``Request.choices`` call: a list of log-probabilities, one per choice, in order."""
+        """A reply to a ``Request.choices`` call: a list of log-probabilities, one per choice, in order.
+
+        A text or dict reply scores the choice it renders to at 0 and every other at -10, as a
+        model that would answer it greedily puts its mass there; so a script written for
+        generation serves scored requests too.
+        """
         reply = self._next(request)
         if isinstance(reply, LMError):
             raise reply
         choices = list(request.choices or ())
+        if isinstance(reply, (str, dict)):
+            reply = _scores_for(reply, request, choices)
         if not isinstance(reply, (list, tuple)) or len(reply) != len(choices):
             raise AssertionError(f"a scored request needs {len(choices)} log-probabilities as its reply, got {reply!r}")
         scores = [float(x) for x in reply]
@@ -97,6 +104,21 @@ class ScriptedBackend:
             if self._default is not None:
                 return self._default
         raise ScriptExhausted(f"ScriptedLM has no reply left for call #{len(self.requests)}:\n{request.text[-400:]}")
+
+
+def _scores_for(reply: str | dict[str, Any], request: Request, choices: list[str]) -> list[float] | str | dict:
+    """0 for the choice ``reply`` renders to, -10 for the others; ``reply`` itself if it matches none."""
+    rendered = _comparable(render_reply(reply, request))
+    scores = [0.0 if _comparable(choice) == rendered else -10.0 for choice in choices]
+    return scores if 0.0 in scores else reply
+
+
+def _comparable(text: str) -> Any:
+    """A reply text as a value: parsed JSON when it is JSON, else the stripped text."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text.strip()
 
 
 def render_reply(reply: str | dict[str, Any], request: Request) -> str:

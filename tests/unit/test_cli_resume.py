@@ -66,7 +66,7 @@ PHASES = [  # optimizer, the n-th request (of those `when` accepts) that is inte
     ("bootstrap", 5, None, "scoring the baseline"),
     ("bootstrap", 7, None, "building candidates"),  # the teacher runs that bootstrap demos
     ("bootstrap", 10, None, "scoring candidate 1"),
-    ("random-search", 14, None, "scoring candidate 2"),
+    ("random-search", 18, None, "scoring candidate 2"),
     ("mipro", 2, proposal, "building candidates"),  # the second instruction proposal
     ("mipro", 40, None, "scoring candidate"),
 ]

@@ -14,7 +14,7 @@ import pytest
 import promptless as pl
 from promptless.budget import Budget
 from promptless.distributed import RayExecutor, resolve_executor
-from promptless.errors import CannotTravel, LMAuthError
+from promptless.errors import CannotTravel, ClusterError, LMAuthError
 from promptless.executor import Executor, Outcome, ThreadExecutor, executor_in_force, run_example
 from promptless.testing import ScriptedLM
 from promptless.trace import UsageTracker
@@ -264,3 +264,109 @@ def test_without_ray_the_error_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pl.context(lm=ScriptedLM(answer_of)), pytest.raises(ImportError, match=r"pip install 'promptless\[ray\]'"):
         pl.Evaluate(devset(2), exact, executor="ray")(pl.Predict("question -> answer"))
+
+
+# -- joining a cluster by address (the real head node: tests/integration/test_ray_cluster.py) -----------------
+def test_addresses_are_read_and_refused_with_what_was_given(monkeypatch):
+    from promptless.distributed import cluster
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert cluster.host_and_port("127.0.0.1:6379") == ("127.0.0.1", 6379)
+    assert cluster.host_and_port("ray://head-node:10001") == ("head-node", 10001)
+    for bad in ("head-node", "head:port", ":6379"):
+        with pytest.raises(ValueError, match=f"got {bad!r}"):
+            cluster.host_and_port(bad)
+    assert not cluster.joins(None) and not cluster.joins("local") and cluster.joins("auto")
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.5:6379")  # ray.init() with no address joins RAY_ADDRESS's cluster
+    assert cluster.joins(None)
+    with pytest.raises(ValueError, match="start_timeout"):
+        RayExecutor(start_timeout=0)
+
+
+def test_the_job_ships_this_promptless_beside_what_the_user_ships():
+    from pathlib import Path
+
+    from promptless.distributed import cluster
+
+    assert Path(cluster.PACKAGE_DIR) == Path(pl.__file__).resolve().parent
+    assert cluster.shipped(None) == {"py_modules": [cluster.PACKAGE_DIR]}
+    mine = {"py_modules": ["/src/mylib"], "env_vars": {"A": "1"}}
+    assert cluster.shipped(mine) == {"py_modules": ["/src/mylib", cluster.PACKAGE_DIR], "env_vars": {"A": "1"}}
+    assert mine["py_modules"] == ["/src/mylib"]  # the user's dict is not changed
+    assert cluster.shipped(cluster.shipped(None)) == cluster.shipped(None)
+
+
+def test_a_refusal_reads_as_one_line_that_says_what_to_do(monkeypatch):
+    from promptless.distributed import cluster
+
+    class AuthenticationError(Exception):  # Ray's class of that name, as ray.init chains it
+        pass
+
+    def chained(inner):
+        try:
+            try:
+                raise inner
+            except Exception as error:
+                raise RuntimeError("Failed to connect to GCS.\nLast connection error: ...") from error
+        except RuntimeError as outer:
+            return outer
+
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    refused = cluster.refusal("10.0.0.5:6379", chained(AuthenticationError("InvalidAuthToken")))
+    assert "10.0.0.5:6379" in refused and "RAY_AUTH_MODE=token" in refused and "\n" not in refused
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    assert "refused the token" in cluster.refusal("10.0.0.5:6379", chained(AuthenticationError("x")))
+    late = cluster.refusal("10.0.0.5:80", chained(TimeoutError("Timed out while waiting for GCS")))
+    assert late.startswith("something listens at 10.0.0.5:80") and "\n" not in late
+    other = cluster.refusal("10.0.0.5:6379", RuntimeError("Version mismatch\ndetails"))
+    assert other == "could not join the Ray cluster at 10.0.0.5:6379: Version mismatch"
+
+
+class FakeRay:
+    """What ``cluster.connect`` and ``same_cluster`` use of Ray: ``init`` records its options."""
+
+    def __init__(self, gcs_address: str = "") -> None:
+        self.options: list[dict] = []
+        self.gcs_address = gcs_address
+
+    def init(self, **options):
+        self.options.append(options)
+
+    def get_runtime_context(self):
+        return self
+
+
+def test_ray_init_starts_a_cluster_with_cluster_options_and_joins_one_with_the_job_only(monkeypatch):
+    import socket
+
+    from promptless.distributed import cluster
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    fake = FakeRay()
+    cluster.connect(fake, None, {"num_cpus": 2})
+    assert fake.options[-1] == {"include_dashboard": False, "configure_logging": False, "num_cpus": 2}
+    with socket.socket() as listener:  # something listens: the TCP probe passes (FakeRay has no GCS client)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        address = f"127.0.0.1:{listener.getsockname()[1]}"
+        cluster.connect(fake, address, {"namespace": "mine"})
+    joined = fake.options[-1]
+    assert joined == {
+        "namespace": "mine",
+        "runtime_env": {"py_modules": [cluster.PACKAGE_DIR]},
+        "configure_logging": False,
+        "address": address,
+    }
+    with pytest.raises(ClusterError, match=f"no Ray cluster answers at {address}"):
+        cluster.connect(fake, address, {})  # the listener is gone
+    assert len(fake.options) == 2  # ray.init was not called for it
+
+
+def test_an_address_other_than_the_connected_clusters_is_refused():
+    from promptless.distributed import cluster
+
+    connected = FakeRay(gcs_address="192.0.2.2:6379")
+    for same in (None, "auto", "127.0.0.1:6379", "ray://head:10001"):
+        cluster.same_cluster(connected, same)
+    with pytest.raises(ValueError, match=r"already initialized in this process \(its cluster is at 192.0.2.2:6379\)"):
+        cluster.same_cluster(connected, "127.0.0.1:6390")

@@ -184,7 +184,7 @@ def test_compiled_multi_stage_program_round_trips(tmp_path):
 def test_random_search_reports_every_candidate_and_keeps_the_best():
     with pl.context(lm=echo_lm(wrong={"q1"})):
         program = pl.BootstrapFewShotWithRandomSearch(
-            exact, num_candidate_programs=3, max_bootstrapped_demos=2, max_labeled_demos=2
+            exact, num_candidate_programs=3, max_bootstrapped_demos=2, max_labeled_demos=2, search_space="dspy"
         ).compile(pl.Predict("question -> answer"), trainset=qa(6), valset=qa(4))
     report = program.compile_report
     names = [c.name for c in report.candidates]
@@ -193,6 +193,20 @@ def test_random_search_reports_every_candidate_and_keeps_the_best():
     assert all(c.delta == 0.0 for c in report.candidates[1:])  # each scores 75 %, as the baseline does
     assert report.chosen == "baseline" and report.significant is False
     assert "no candidate is significantly better" in report.summary()
+
+
+def test_random_search_searches_the_joint_space_by_default_within_the_demo_ceiling():
+    optimizer = pl.BootstrapFewShotWithRandomSearch(
+        exact, num_candidate_programs=6, max_bootstrapped_demos=2, max_labeled_demos=2
+    )
+    assert optimizer.search_space == "joint"
+    with pl.context(lm=echo_lm(wrong={"q1"})):
+        program = optimizer.compile(pl.Predict("question -> answer"), trainset=qa(8), valset=qa(4))
+    names = [c.name for c in program.compile_report.candidates]
+    assert names[0] == "baseline" and len(names) > 1
+    demo_counts = {int(name.split()[0]) for name in names[1:] if name.split()[0].isdigit()}
+    assert demo_counts and max(demo_counts) <= 4  # 2 bootstrapped + 2 labelled at most
+    assert not any("calibrated" in name for name in names)  # a free-text answer has no label to choose
 
 
 def test_knn_picks_the_nearest_examples_as_demos():

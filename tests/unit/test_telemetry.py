@@ -238,7 +238,8 @@ def test_provider_names_come_from_the_lm_name():
 
 def test_a_budget_stop_leaves_no_span_open(spans):
     optimizer = pl.BootstrapFewShotWithRandomSearch(
-        exact, num_candidate_programs=3, max_bootstrapped_demos=2, max_labeled_demos=0, max_lm_calls=12
+        exact, num_candidate_programs=3, max_bootstrapped_demos=2, max_labeled_demos=0, max_lm_calls=12,
+        search_space="dspy",  # its candidates are BootstrapFewShot compiles, each a span of its own
     )
     callback = spans.callback()
     with pl.context(lm=pipeline_lm(), callbacks=[callback]):

@@ -51,7 +51,9 @@ def run_command(
     ] = False,
     address: Annotated[
         str | None,
-        typer.Option(metavar="ADDRESS", help="With --ray: join this Ray cluster ('auto': the one running here)."),
+        typer.Option(
+            metavar="ADDRESS", help="With --ray: join the Ray cluster at host:port ('auto': the one running here)."
+        ),
     ] = None,
 ) -> None:
     """Run a saved program on one input, or on every line of a JSONL file."""

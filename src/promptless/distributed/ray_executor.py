@@ -1,9 +1,9 @@
 """``RayExecutor``: map a program over examples on Ray actors, each with its own LM.
 
 The driver (this process) describes the job once (``recipes``), starts the actors on
-first use (``ray.init()`` on this machine, or the cluster at ``address``) and keeps them
-for later calls, so an optimizer that scores many candidates loads each worker's model
-once. It keeps exactly ``threads_per_worker`` examples in flight per actor: a stop (a
+first use (``ray.init()`` on this machine, or joins the cluster at ``address``: see
+``cluster``) and keeps them for later calls, so an optimizer that scores many candidates
+loads each worker's model once. It keeps exactly ``threads_per_worker`` examples in flight per actor: a stop (a
 fatal error, ``max_errors``, the budget) takes effect within one call per worker.
 
 Results reach ``on_outcome`` in this thread, each example exactly once; usage goes to the
@@ -24,15 +24,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from promptless.distributed.cluster import connect, same_cluster
 from promptless.distributed.recipes import JobBuilder, import_ray, pickled
 from promptless.distributed.worker import BudgetKeeper, Result, Worker, restored
-from promptless.errors import WorkersLost
+from promptless.errors import ClusterError, WorkersLost
 from promptless.executor import OnOutcome
 from promptless.settings import current
 
 log = logging.getLogger("promptless.distributed")
 
 POLL_S = 0.5  # how often on_tick is called while results are awaited
+START_TIMEOUT_S = 120.0  # how long new actors may take to answer (CPUs held by other jobs, a runtime_env to build)
 
 
 @dataclass
@@ -44,14 +46,16 @@ class _Slot:
 
 
 class RayExecutor:
-    """``RayExecutor()`` on this machine; ``RayExecutor(address="auto")`` joins a running cluster.
+    """``RayExecutor()`` on this machine; ``RayExecutor(address="host:port")`` or ``"auto"`` joins a running cluster.
 
     ``num_workers`` actors (default: one per CPU Ray sees), each ``num_cpus`` CPUs and
     ``threads_per_worker`` examples at a time (1 suits the embedded model, which serializes
     its calls). ``program_factory`` builds a fresh program in a worker when its class cannot
-    be called without arguments. ``init`` is passed to ``ray.init``. The actors live until
-    ``close()`` (or the end of a ``with`` block), which also stops Ray if this executor started
-    it; with ``keep_workers=False`` they are stopped after each call (what ``executor="ray"`` does).
+    be called without arguments. ``init`` is passed to ``ray.init``. New actors that have not
+    answered after ``start_timeout`` seconds raise ``ClusterError``. The actors live until
+    ``close()`` (or the end of a ``with`` block), which also ends this executor's ``ray.init``:
+    a cluster it started stops, one it joined keeps running (only this driver leaves it). With
+    ``keep_workers=False`` the actors are stopped after each call (what ``executor="ray"`` does).
     """
 
     def __init__(
@@ -65,6 +69,7 @@ class RayExecutor:
         max_restarts: int | None = None,
         keep_workers: bool = True,
         init: dict[str, Any] | None = None,
+        start_timeout: float = START_TIMEOUT_S,
     ) -> None:
         for name, value in (("num_workers", num_workers), ("max_restarts", max_restarts)):
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
@@ -73,6 +78,8 @@ class RayExecutor:
             raise ValueError("RayExecutor(num_workers=0): at least one worker is needed")
         if not isinstance(threads_per_worker, int) or threads_per_worker < 1:
             raise ValueError(f"RayExecutor(threads_per_worker=) must be an int >= 1, got {threads_per_worker!r}")
+        if isinstance(start_timeout, bool) or not isinstance(start_timeout, int | float) or not start_timeout > 0:
+            raise ValueError(f"RayExecutor(start_timeout=) must be a number of seconds > 0, got {start_timeout!r}")
         self.num_workers = num_workers
         self.address = address
         self.threads_per_worker = threads_per_worker
@@ -81,9 +88,10 @@ class RayExecutor:
         self.max_restarts = max_restarts
         self.keep_workers = keep_workers
         self.init = dict(init or {})
+        self.start_timeout = start_timeout
         self.restarts = 0
         self.workers: list[_Slot] = []
-        self._started_ray = False
+        self._started_ray = False  # this executor called ray.init (a cluster of its own, or this driver's job)
         self._lock = threading.Lock()  # one map at a time: the actors' slots are this executor's state
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -91,11 +99,10 @@ class RayExecutor:
         """Start Ray (unless it runs already) and the workers; ``map_program`` does this on first use."""
         ray = import_ray()
         if not ray.is_initialized():
-            options = {"include_dashboard": False, "configure_logging": False, **self.init}
-            if self.address is not None:
-                options["address"] = self.address
-            ray.init(**options)
+            connect(ray, self.address, self.init)
             self._started_ray = True
+        elif not self._started_ray:
+            same_cluster(ray, self.address)
         cpus = float(ray.cluster_resources().get("CPU", 0))
         wanted = self.num_workers or max(1, int(cpus // max(self.num_cpus, 1e-9)))
         if wanted * self.num_cpus > cpus:  # the actors would wait for CPUs that never come
@@ -114,7 +121,15 @@ class RayExecutor:
         self.workers = alive
         while len(self.workers) < wanted:
             self.workers.append(self._spawn())
-        pids = ray.get([slot.handle.ping.remote() for slot in self.workers])
+        try:
+            pids = ray.get([slot.handle.ping.remote() for slot in self.workers], timeout=self.start_timeout)
+        except ray.exceptions.GetTimeoutError:
+            free = float(ray.available_resources().get("CPU", 0))
+            self.stop_workers()
+            raise ClusterError(
+                f"{wanted} Ray workers did not start within {self.start_timeout:g} s (the cluster has {cpus:g} CPUs, "
+                f"{free:g} free: other jobs may hold them; `ray status` shows them)"
+            ) from None
         for slot, pid in zip(self.workers, pids, strict=True):
             slot.pid = pid
         return self
@@ -128,7 +143,7 @@ class RayExecutor:
         self.workers = []
 
     def close(self) -> None:
-        """Stop the workers, and Ray if this executor started it."""
+        """Stop the workers and end this executor's ``ray.init``: a cluster it joined keeps running."""
         if not self.workers and not self._started_ray:
             return
         ray = import_ray()

@@ -1,13 +1,15 @@
 """BootstrapFewShotWithRandomSearch: several demo sets, each scored on the valset, the best kept.
 
-Candidates, as in DSPy (``search_space="dspy"``): zero-shot, labelled demos only, one
-unshuffled bootstrap, then bootstraps of shuffled trainsets with a random number of
-demos, each scored on the whole valset. With ``search_space="joint"`` the candidates are
-points of the joint space of promptless.optimizers.joint_search instead (number of demos,
-demo set, decoding mode; minibatches, then finalists, then their majority vote). Every
-fully scored candidate's score, with its CI and its paired gain over the uncompiled
-baseline, goes into the report; the zero-shot candidate is the baseline itself unless
-the student came with demos.
+By default (``search_space="joint"``, a promptless departure) the candidates are points of
+the joint space of promptless.optimizers.joint_search: number of demos, demo set and
+decoding mode (greedy or calibrated label choice), scored on a minibatch of the valset,
+the best few in full, then their majority vote. On the embedded models this space found
+gains DSPy's could not (docs/benchmarks.md, "Prompt compilation for small models"), for
+fewer LM calls per candidate. ``search_space="dspy"`` gives DSPy's candidates: zero-shot,
+labelled demos only, one unshuffled bootstrap, then bootstraps of shuffled trainsets with
+a random number of demos, each scored on the whole valset. Every fully scored candidate's
+score, with its CI and its paired gain over the uncompiled baseline, goes into the report;
+the zero-shot candidate is the baseline itself unless the student came with demos.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from promptless.module import Module
 from promptless.optimizers import joint_search
 from promptless.optimizers.base import Metric, Optimizer, check_trainset, split_holdout
 from promptless.optimizers.bootstrap import BootstrapFewShot
+from promptless.optimizers.calibration import choosable
 from promptless.optimizers.labeled import LabeledFewShot
 from promptless.optimizers.plan import Plan, bootstrap_runs, probe
 from promptless.optimizers.search import SearchRun, SearchSettings
@@ -30,9 +33,11 @@ from promptless.settings import current
 
 
 class BootstrapFewShotWithRandomSearch(Optimizer):
-    """``num_candidate_programs`` bootstraps (the first unshuffled), plus labelled-only, against the baseline.
+    """``num_candidate_programs`` candidates against the baseline: points of the joint space, or DSPy's bootstraps.
 
-    Every other keyword argument is a BootstrapFewShot setting, used for each bootstrap.
+    Every other keyword argument is a BootstrapFewShot setting, used for each bootstrap (in
+    the joint space: for the one teacher pass that builds the demo pool; a candidate never
+    has more than ``max_bootstrapped_demos + max_labeled_demos`` demos).
     The search settings (budget, checkpoint, ``fallback_to_baseline``) are those of
     ``SearchSettings``: the best candidate is returned only if it beats the uncompiled
     program significantly on the valset.
@@ -49,7 +54,7 @@ class BootstrapFewShotWithRandomSearch(Optimizer):
         checkpoint: str | Path | None = None,
         fallback_to_baseline: bool = True,
         display_progress: bool = False,
-        search_space: str = "dspy",
+        search_space: str = "joint",
         demo_counts: tuple[int, ...] = joint_search.DEMO_COUNTS,
         decodings: tuple[str, ...] = joint_search.DECODINGS,
         minibatch_size: int = 24,
@@ -193,14 +198,21 @@ class BootstrapFewShotWithRandomSearch(Optimizer):
         return kept, held, [note]
 
     # -- the joint space ---------------------------------------------------------------------------
-    def _points(self) -> list[joint_search.Point]:
+    def _demo_counts(self) -> tuple[int, ...]:
+        """The demo counts the joint space samples: those within the bootstrap's demo ceiling."""
+        ceiling = self.bootstrap.max_bootstrapped_demos + self.bootstrap.max_labeled_demos
+        return tuple(k for k in self.demo_counts if k <= ceiling) or (0,)
+
+    def _points(self, student: Module) -> list[joint_search.Point]:
+        """The sampled candidates; a program without a label to choose is searched over greedy decoding only."""
+        decodings = self.decodings if choosable(student) else ("greedy",)
         rng = random.Random(self.seed)
-        return joint_search.sample_points(rng, self.num_candidate_programs, self.demo_counts, self.decodings)
+        return joint_search.sample_points(rng, self.num_candidate_programs, self._demo_counts(), decodings)
 
     def _search_joint(self, run: SearchRun, student: Module, train: list[Example], teacher: Module | None) -> list[str]:
         """Pool, minibatch round, finalists on the full valset, their majority vote; returns report notes."""
         pool_builder = copy.copy(self.bootstrap)
-        pool_builder.max_bootstrapped_demos = max(self.demo_counts)
+        pool_builder.max_bootstrapped_demos = max(self._demo_counts())
         stored = run.recall("pool")
         if stored is None:
             prepared = pool_builder._prepare_teacher(teacher if teacher is not None else student, train)
@@ -210,7 +222,7 @@ class BootstrapFewShotWithRandomSearch(Optimizer):
         else:
             pools = {name: [Example(d) for d in demos] for name, demos in stored.items()}
         threads = self.settings.num_threads
-        points = self._points()
+        points = self._points(student)
         subset = joint_search.minibatch_indices(len(run.valset), self.minibatch_size, self.seed)
         scored: list[tuple[float, joint_search.Point, Module]] = []
         for point in points:
@@ -231,7 +243,7 @@ class BootstrapFewShotWithRandomSearch(Optimizer):
 
     def _plan_joint(self, student: Module, train: list[Example], val: list[Example]) -> Plan:
         measured = probe(student, train, self.metric)
-        points = self._points()
+        points = self._points(student)
         minibatch = joint_search.minibatch_indices(len(val), self.minibatch_size, self.seed)
         size = len(minibatch) if minibatch is not None else len(val)
         calibrated = sum(1 for p in points if p.decoding == "calibrated")
