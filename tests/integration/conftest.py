@@ -44,11 +44,11 @@ class LlamaServer:
 
     def __init__(
         self, log_path: Path, port: int | None = None, *, model: Path | None = None, alias: str = "smollm2",
-        n_ctx: int = 2048,
+        n_ctx: int = 2048, options: tuple[str, ...] = (),
     ) -> None:  # fmt: skip
         _require_server_packages()
         self.model = model or smollm2_gguf()
-        self.alias, self.n_ctx = alias, n_ctx
+        self.alias, self.n_ctx, self.options = alias, n_ctx, options
         self.port = port or free_port()
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
@@ -62,7 +62,7 @@ class LlamaServer:
         command = [
             sys.executable, "-m", "llama_cpp.server", "--model", str(self.model), "--model_alias", self.alias,
             "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(self.n_ctx), "--n_threads", "1",
-            "--n_threads_batch", "1",
+            "--n_threads_batch", "1", *self.options,
         ]  # fmt: skip
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)

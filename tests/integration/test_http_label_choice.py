@@ -45,7 +45,8 @@ def gemma_server(tmp_path_factory):
     except ModelNotInstalled as error:
         pytest.skip(str(error))
     log = tmp_path_factory.mktemp("gemma-server") / "server.log"
-    server = LlamaServer(log, model=gguf, alias="gemma", n_ctx=512)  # 512 x 262k logits kept: 0.5 GiB
+    # every position's logits kept (the default, said explicitly): 512 x 262k floats, 0.5 GiB
+    server = LlamaServer(log, model=gguf, alias="gemma", n_ctx=512, options=("--logits_all", "true"))
     try:
         yield server.start().base
     finally:

@@ -254,5 +254,5 @@ def test_a_server_that_answers_garbage_to_a_scored_request_is_an_outage():
         return server()(request)
 
     lm, _ = lm_on(garbage)
-    with pytest.raises(LMUnavailable, match="no choices"):
+    with pytest.raises(LMUnavailable, match="not one choice"):
         lm.backend.score_choices(Request(prompt=PROMPT, choices=CHOICES))

@@ -218,8 +218,10 @@ class OpenAIBackend:
                 reply = yield url, scoring_body(self.model, self.params, text)
                 if isinstance(reply, LMError):
                     raise reply
-                (one,) = echoed_choices(reply, 1) or _no_choice(reply, url)
-                replies.append(one)
+                found = echoed_choices(reply, 1)
+                if found is None:
+                    raise LMUnavailable(redact(f"{url}: the reply has not one choice: {str(reply)[:300]!r}"))
+                replies.append(found[0])
                 usage, model = usage + _usage(reply), str(reply.get("model") or model)
         where = redact(url)
         spans: list[Span] = [choice_span(c, prompt, t, where) for c, t in zip(replies, texts, strict=True)]
@@ -491,10 +493,6 @@ def _first_token(data: dict[str, Any]) -> str | None:
     logprobs = first.get("logprobs") if isinstance(first.get("logprobs"), dict) else {}
     tokens = logprobs.get("tokens")
     return tokens[0] if isinstance(tokens, list) and tokens and isinstance(tokens[0], str) else None
-
-
-def _no_choice(data: dict[str, Any], url: str) -> list[dict[str, Any]]:
-    raise LMUnavailable(redact(f"{url}: the reply has no choices: {str(data)[:300]!r}"))
 
 
 def _int(value: Any) -> int:

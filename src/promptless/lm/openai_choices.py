@@ -11,7 +11,7 @@ Nothing about the server is assumed, and nothing missing becomes a zero: a reply
 the prompt's log-probabilities (a server that ignores ``echo``, or llama.cpp's own server,
 which reports only generated tokens) is refused with ``LMBadRequest``. The echoed numbers are
 also checked once per backend against the server's own log-probability of a token it
-generates (``probe_verdict``): llama-cpp-python's server (0.3.x) reports for a model without a
+generates (``probe_verdict``): llama-cpp-python's server (0.3.36) reports for a model without a
 BOS token, such as SmolLM2, each echoed token's log-probability at the *next* position, which
 ranks labels by nonsense; such a server is refused too.
 
