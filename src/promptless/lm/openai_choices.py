@@ -4,16 +4,16 @@ For each choice the backend sends ``prompt + choice`` with ``echo=true, logprobs
 max_tokens=1`` (``max_tokens=0`` means "no limit" to llama-cpp-python's server) and sums
 the log-probabilities of the echoed tokens from the one where the prompt ends (found by
 ``text_offset``) to the end of the choice; the one generated token is ignored. The K
-choices go as one request with a list of prompts where the server takes one (OpenAI, vLLM),
-else as K requests (llama-cpp-python's server answers a list with an HTTP 500).
+choices go as one request with a list of prompts where the server takes one (the OpenAI API
+allows it), else as K requests (llama-cpp-python's server answers a list with an HTTP 500).
 
 Nothing about the server is assumed, and nothing missing becomes a zero: a reply without
 the prompt's log-probabilities (a server that ignores ``echo``, or llama.cpp's own server,
 which reports only generated tokens) is refused with ``LMBadRequest``. The echoed numbers are
 also checked once per backend against the server's own log-probability of a token it
 generates (``probe_verdict``): llama-cpp-python's server (0.3.36) reports for a model without a
-BOS token, such as SmolLM2, each echoed token's log-probability at the *next* position, which
-ranks labels by nonsense; such a server is refused too.
+BOS token, such as SmolLM2, each echoed token's log-probability at the *next* position (its
+issue #1983), which ranks labels by nonsense; such a server is refused too.
 
 The chat API reports log-probabilities of generated tokens only, never of text it is given,
 so a chat model cannot be scored over HTTP. (Its ``top_logprobs`` of one generated token
