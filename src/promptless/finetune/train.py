@@ -225,8 +225,8 @@ def _loss(model: Any, items: Sequence[TokenizedExample], pad_id: int) -> tuple[A
     list, the demos) run once for the batch, with gradients, and the rest of each item
     attends to their keys and values: the loss of running every item whole, for a fraction
     of the tokens when the shared part is long (on BANKING77 the 77 labels are ~580 of ~610
-    prompt tokens). The output layer (576 x 49k for SmolLM2) runs only where a completion
-    token is predicted, not over the whole prompt.
+    prompt tokens). The output layer (576 x 49k for SmolLM2, 640 x 262k for Gemma) runs
+    only where a completion token is predicted, not over the whole prompt.
     """
     import torch  # lazy: the optional training extra
 
