@@ -204,6 +204,19 @@ def test_gemma_is_a_trainable_base_model_planned_with_its_own_load_time(fake_bas
     assert base.load_s > smollm2.load_s  # 262k vocabulary entries against 49k: transformers reads them all
 
 
+def test_a_gemma_adapter_loads_back_only_onto_gemma(fake_base, tmp_path):
+    base = finetune_base.resolve_base(ScriptedLM(model="local/gemma-3-270m", model_type="completion"))
+    weights = tmp_path / "weights" / "a.gguf"
+    weights.parent.mkdir()
+    weights.write_bytes(b"GGUF gemma adapter")
+    state = WeightsRecord.for_file(weights, base, lora_rank=8, lora_alpha=16).to_state(tmp_path)
+    assert state["base"]["model"] == "local/gemma-3-270m" and state["base"]["architecture"] == "gemma3"
+    back = WeightsRecord.from_state(state, tmp_path, lm=ScriptedLM(model="local/gemma-3-270m"))
+    assert back.path == weights.resolve() and back.base == state["base"]
+    with pytest.raises(ArtifactError, match="trained on local/gemma-3-270m, the program runs local/smollm2-135m"):
+        WeightsRecord.from_state(state, tmp_path, lm=ScriptedLM(model="local/smollm2-135m"))
+
+
 def test_too_few_passing_traces_says_how_many_passed(fake_base):
     lm = ScriptedLM(lambda r: {"answer": "a0" if "q0" in r.text else "wrong"}, model="local/smollm2-135m")
     program = pl.Predict("question -> answer", lm=lm)
