@@ -111,7 +111,10 @@ def test_bootstrap_finetune_trains_gemma_and_llama_cpp_applies_the_adapter_as_pe
 
     saved = load_file(str(tmp_path / "checkpoint" / "train-all" / "train-state.safetensors"))
     adapter = {k.removeprefix("model."): v for k, v in saved.items() if k.startswith("model.")}
-    exported = {t.name: np.asarray(t.data) for t in gguf.GGUFReader(str(training.weights)).tensors}
+    reader = gguf.GGUFReader(str(training.weights))
+    fields = {k: reader.fields[k].contents() for k in ("general.architecture", "adapter.type", "adapter.lora.alpha")}
+    assert fields == {"general.architecture": "gemma3", "adapter.type": "lora", "adapter.lora.alpha": 16.0}
+    exported = {t.name: np.asarray(t.data) for t in reader.tensors}
     expected = gguf_tensors(adapter, base)
     assert sorted(exported) == sorted(expected)  # blk.N.attn_q.weight.lora_a ...: the top 4 of 18 layers
     assert all(np.array_equal(exported[k].reshape(v.shape), v) for k, v in expected.items())
@@ -138,7 +141,9 @@ def test_bootstrap_finetune_trains_gemma_and_llama_cpp_applies_the_adapter_as_pe
     diff = np.abs(cpp_tuned - tuned)[last:].mean(axis=1)
     assert diff.max() < MAX_MEAN_DIFF, diff
     assert np.abs(cpp_plain - plain)[last:].mean(axis=1).max() < MAX_MEAN_DIFF  # the base weights map too
-    assert (cpp_tuned[last:].argmax(-1) == tuned[last:].argmax(-1)).all()
+    for ours, theirs in ((cpp_tuned, tuned), (tuned, cpp_tuned)):  # each one's favourite is among the other's top 3
+        top3 = np.argsort(-theirs[last:], axis=1)[:, :3]
+        assert all(best in row for best, row in zip(ours[last:].argmax(-1), top3, strict=True))
     change_cpp, change_peft = (cpp_tuned - cpp_plain)[last:].ravel(), (tuned - plain)[last:].ravel()
     assert np.corrcoef(change_cpp, change_peft)[0, 1] > MIN_DELTA_CORRELATION
     assert np.abs(change_cpp).mean() > 2 * diff.mean()  # and the adapter does change llama.cpp's logits
