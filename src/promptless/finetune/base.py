@@ -63,7 +63,7 @@ class Trainable:
 
 
 TRAINABLE: dict[str, Trainable] = {
-    "gemma-3-270m": Trainable("gemma3", n_head=4, n_head_kv=1, n_layers=18, load_s=60.0),
+    "gemma-3-270m": Trainable("gemma3", n_head=4, n_head_kv=1, n_layers=18, load_s=40.0),
     "smollm2-135m": Trainable("llama", n_head=9, n_head_kv=3, n_layers=30, load_s=20.0),
 }
 
