@@ -184,10 +184,37 @@ def test_a_model_without_training_support_is_refused_before_any_call(fake_base):
     lm = answer_lm()
     with pytest.raises(TrainingUnsupported, match="embedded models only"):
         BootstrapFinetune(exact).compile(pl.Predict("question -> answer", lm=lm), trainset=qa(4))
-    gemma = ScriptedLM(default={"answer": "x"}, model="local/gemma-3-270m", model_type="completion")
-    with pytest.raises(TrainingUnsupported, match="no training support"):
-        BootstrapFinetune(exact).compile(pl.Predict("question -> answer", lm=gemma), trainset=qa(4))
-    assert lm.requests == []
+    other = ScriptedLM(default={"answer": "x"}, model="local/tinyllama-1b", model_type="completion")
+    message = (
+        r"no training support for 'local/tinyllama-1b'; trainable base models: local/gemma-3-270m, local/smollm2-135m"
+    )
+    with pytest.raises(TrainingUnsupported, match=message):
+        BootstrapFinetune(exact).compile(pl.Predict("question -> answer", lm=other), trainset=qa(4))
+    assert lm.requests == [] and other.requests == []
+
+
+def test_gemma_is_a_trainable_base_model_planned_with_its_own_load_time(fake_base):
+    gemma = answer_lm("completion", model="local/gemma-3-270m")
+    base = finetune_base.resolve_base(gemma)
+    assert (base.architecture, base.n_head, base.n_head_kv, base.n_layers) == ("gemma3", 4, 1, 18)
+    assert base.identity()["model"] == "local/gemma-3-270m" and base.path == fake_base
+    plan = BootstrapFinetune(exact, epochs=1, batch_size=4).plan(pl.Predict("question -> answer", lm=gemma), qa(8))
+    assert plan.train_steps == 2 and f"~{base.load_s:.0f} s to load the model" in plan.summary()
+    smollm2 = finetune_base.resolve_base(answer_lm(model="local/smollm2-135m"))
+    assert base.load_s > smollm2.load_s  # 262k vocabulary entries against 49k: transformers reads them all
+
+
+def test_a_gemma_adapter_loads_back_only_onto_gemma(fake_base, tmp_path):
+    base = finetune_base.resolve_base(ScriptedLM(model="local/gemma-3-270m", model_type="completion"))
+    weights = tmp_path / "weights" / "a.gguf"
+    weights.parent.mkdir()
+    weights.write_bytes(b"GGUF gemma adapter")
+    state = WeightsRecord.for_file(weights, base, lora_rank=8, lora_alpha=16).to_state(tmp_path)
+    assert state["base"]["model"] == "local/gemma-3-270m" and state["base"]["architecture"] == "gemma3"
+    back = WeightsRecord.from_state(state, tmp_path, lm=ScriptedLM(model="local/gemma-3-270m"))
+    assert back.path == weights.resolve() and back.base == state["base"]
+    with pytest.raises(ArtifactError, match="trained on local/gemma-3-270m, the program runs local/smollm2-135m"):
+        WeightsRecord.from_state(state, tmp_path, lm=ScriptedLM(model="local/smollm2-135m"))
 
 
 def test_too_few_passing_traces_says_how_many_passed(fake_base):

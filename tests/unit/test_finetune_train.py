@@ -169,3 +169,89 @@ def test_a_shared_prompt_prefix_runs_once_per_batch_with_the_same_loss_and_gradi
     assert once_count == whole_count == 5 * 3 + 2
     assert once == pytest.approx(whole, rel=1e-5)
     assert all(torch.allclose(a, b, atol=1e-5, rtol=1e-4) for a, b in zip(once_grads, whole_grads, strict=True))
+
+
+# -- gemma3: no q/k permutation, sliding-window layers ------------------------------------------------
+GEMMA = BaseModel("tiny-gemma", "gemma3", n_head=4, n_head_kv=1, path=Path("/nonexistent/tiny-gemma.gguf"))
+
+
+def tiny_gemma(sliding_window=4):
+    """Gemma-3's layout in miniature: q/k norms, (1 + w) RMSNorms, a sliding-window layer then a global one."""
+    torch.manual_seed(0)
+    config = transformers.Gemma3TextConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        head_dim=8,
+        query_pre_attn_scalar=8,
+        sliding_window=sliding_window,
+        layer_types=["sliding_attention", "full_attention"],
+        max_position_embeddings=64,
+    )
+    return transformers.Gemma3ForCausalLM(config).eval()
+
+
+def test_a_gemma3_adapter_is_written_as_peft_has_it_under_llama_cpp_names(tmp_path):
+    result = train(GEMMA, data(), settings(max_steps=2), pad_id=0, model=tiny_gemma())
+    assert result.last_loss < result.first_loss
+    path = write_lora_gguf(result.adapter, GEMMA, 8.0, tmp_path / "adapter.gguf")
+    reader = gguf.GGUFReader(str(path))
+    fields = {name: field.contents() for name, field in reader.fields.items() if not name.startswith("GGUF.")}
+    assert fields["general.architecture"] == "gemma3" and fields["general.type"] == "adapter"
+    assert fields["adapter.type"] == "lora" and fields["adapter.lora.alpha"] == 8.0
+    tensors = {t.name: t for t in reader.tensors}
+    assert len(tensors) == 2 * 7 * 2 and not any("norm" in name for name in tensors)
+    for module, stem, rows in [("q_proj", "attn_q", 32), ("k_proj", "attn_k", 8), ("o_proj", "attn_output", 32)]:
+        peft_b = next(v for k, v in result.adapter.items() if f"layers.1.self_attn.{module}.lora_B" in k).numpy()
+        assert (tensors[f"blk.1.{stem}.weight.lora_b"].data.reshape(rows, 4) == peft_b).all()  # not permuted
+    peft_q_a = next(v for k, v in result.adapter.items() if "layers.0.self_attn.q_proj.lora_A" in k).numpy()
+    assert (tensors["blk.0.attn_q.weight.lora_a"].data.reshape(4, 32) == peft_q_a).all()
+
+
+def test_a_shared_prefix_longer_than_the_sliding_window_gives_the_same_loss_and_gradients(monkeypatch):
+    from promptless.finetune import train as train_module
+    from promptless.finetune.train import with_lora
+
+    shared = tuple(range(2, 22))  # 20 shared tokens, five times the window: the window slides inside the prefix
+    items = [TokenizedExample((*shared, 30 + i % 3, 40 + i), (50 + i % 4, 51, 1)) for i in range(4)]
+    items.append(TokenizedExample((*shared, 33), (52, 1)))
+
+    def loss_and_grads(min_shared, window=4):
+        monkeypatch.setattr(train_module, "MIN_SHARED_PREFIX", min_shared)
+        model = with_lora(tiny_gemma(window), settings())
+        params = [p for p in model.parameters() if p.requires_grad]
+        for p in params:
+            torch.nn.init.normal_(p, std=0.1)
+        total, count = train_module._loss(model, items, 0)
+        total.backward()
+        return total.item(), count, [p.grad.clone() for p in params]
+
+    whole, whole_count, whole_grads = loss_and_grads(10_000)
+    once, once_count, once_grads = loss_and_grads(16)
+    assert once_count == whole_count == 4 * 3 + 2
+    assert loss_and_grads(10_000, window=64)[0] != pytest.approx(whole, rel=1e-4)  # the window is in play
+    assert once == pytest.approx(whole, rel=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-5, rtol=1e-4) for a, b in zip(once_grads, whole_grads, strict=True))
+
+
+def test_the_gguf_file_is_parsed_once_while_transformers_loads_it(tmp_path):
+    from promptless.finetune.train import _one_gguf_parse
+
+    paths = []
+    for name in ("model.gguf", "other.gguf"):
+        writer = gguf.GGUFWriter(str(tmp_path / name), "llama")
+        writer.add_tensor("x", torch.zeros(2).numpy())
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        paths.append(str(tmp_path / name))
+    real = gguf.GGUFReader
+    with _one_gguf_parse(paths[0]):
+        first = gguf.GGUFReader(paths[0])
+        assert gguf.GGUFReader(str(Path(paths[0]))) is first  # the config read, then the weights read: one parse
+        assert gguf.GGUFReader(paths[1]) is not first and isinstance(first, real)
+    assert gguf.GGUFReader is real and real(paths[0]) is not first

@@ -1,8 +1,9 @@
 """Which base models can be fine-tuned, and what identifies one.
 
 A base model is trainable when we know how its GGUF tensors map to the Hugging
-Face module names that PEFT trains, and back: today the llama architecture
-(SmolLM2-135M-Instruct). Its identity is the model's name plus the SHA-256 of its
+Face module names that PEFT trains, and back, checked against llama.cpp (its logits
+with an exported adapter match PEFT's): the llama architecture (SmolLM2-135M-Instruct)
+and gemma3 (Gemma-3-270M). Its identity is the model's name plus the SHA-256 of its
 GGUF file, so an adapter trained on one file is never applied to another.
 """
 
@@ -39,6 +40,7 @@ class BaseModel:
     n_head_kv: int
     path: Path
     n_layers: int = 0
+    load_s: float = 20.0  # seconds transformers takes to read and dequantize the GGUF (for plan())
 
     @property
     def model(self) -> str:
@@ -49,8 +51,21 @@ class BaseModel:
         return {"model": self.model, "architecture": self.architecture, "sha256": file_sha256(self.path)}
 
 
-# name -> (architecture, attention heads, kv heads, decoder layers), as in the GGUF's metadata.
-TRAINABLE: dict[str, tuple[str, int, int, int]] = {"smollm2-135m": ("llama", 9, 3, 30)}
+@dataclass(frozen=True)
+class Trainable:
+    """What training needs to know of a model beyond its file: its GGUF metadata and how long it loads."""
+
+    architecture: str  # general.architecture
+    n_head: int
+    n_head_kv: int
+    n_layers: int
+    load_s: float  # measured on 2 shared cores; Gemma's 262k-token vocabulary is most of its time
+
+
+TRAINABLE: dict[str, Trainable] = {
+    "gemma-3-270m": Trainable("gemma3", n_head=4, n_head_kv=1, n_layers=18, load_s=40.0),
+    "smollm2-135m": Trainable("llama", n_head=9, n_head_kv=3, n_layers=30, load_s=20.0),
+}
 
 
 def resolve_base(lm: Any) -> BaseModel:
@@ -62,13 +77,16 @@ def resolve_base(lm: Any) -> BaseModel:
             f"BootstrapFinetune trains embedded models only (LM('local/...')); the program's LM is {model!r}"
         )
     name = base.removeprefix("local/")
-    if name not in TRAINABLE:
+    spec = TRAINABLE.get(name)
+    if spec is None:
+        of = f" (the base model of {model!r})" if model != base else ""
         raise TrainingUnsupported(
-            f"local/{name} has no training support yet; trainable base models: "
+            f"BootstrapFinetune has no training support for {base!r}{of}; trainable base models: "
             + ", ".join(f"local/{n}" for n in sorted(TRAINABLE))
         )
-    architecture, n_head, n_head_kv, n_layers = TRAINABLE[name]
-    return BaseModel(name, architecture, n_head, n_head_kv, Path(model_path(name)), n_layers)
+    return BaseModel(
+        name, spec.architecture, spec.n_head, spec.n_head_kv, Path(model_path(name)), spec.n_layers, spec.load_s
+    )
 
 
 def require_extra() -> None:

@@ -6,8 +6,12 @@ model is trained on is the prompt it will see at inference, token for token:
 - ``ChatAdapter`` (and ``JSONAdapter``): the request's messages (rendered later with
   the model's chat template, as the llama.cpp backend does) and the assistant's
   JSON object, compact, as constrained decoding writes it;
-- ``CompletionAdapter``: the plain-text prompt ending in ``Label0:`` and the
-  continuation its line grammar allows, ``" value0\\nLabel1: value1\\n"``.
+- ``CompletionAdapter`` (the default for a base model such as Gemma-3-270M): the
+  plain-text prompt ending in ``Label0:`` and the continuation its line grammar
+  allows, ``" value0\\nLabel1: value1\\n"``.
+
+Both completions are the adapter's own ``reply_text``, the one definition of what
+it expects the model to write.
 
 The tokenizer (``finetune.tokens``) appends the model's end-of-generation token:
 after a complete answer, a grammar lets the model write only that.
@@ -20,7 +24,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from promptless.adapters import Adapter, ChatAdapter, CompletionAdapter, default_adapter_for
-from promptless.adapters.base import render_fields
 from promptless.lm import Request, resolve_lm
 from promptless.settings import current
 
@@ -50,12 +53,8 @@ def completion_text(adapter: Adapter, signature: Signature, outputs: Mapping[str
     missing = [n for n in signature.output_fields if n not in outputs]
     if missing:
         raise ValueError(f"{signature.signature!r}: outputs {missing} missing from the step to learn")
-    if isinstance(adapter, ChatAdapter):  # JSONAdapter too: the same assistant turn
-        return adapter.assistant_message(signature, outputs)
-    if isinstance(adapter, CompletionAdapter):
-        lines = render_fields(signature.output_fields, outputs)
-        first = next(iter(signature.output_fields.values())).label
-        return lines.removeprefix(f"{first}:") + "\n"  # the prompt already ends with the first label
+    if isinstance(adapter, (ChatAdapter, CompletionAdapter)):  # JSONAdapter too: the same assistant turn
+        return adapter.reply_text(signature, outputs)  # what the adapter's own grammar lets the model write
     raise TypeError(f"no training format for {type(adapter).__name__}; use ChatAdapter or CompletionAdapter")
 
 

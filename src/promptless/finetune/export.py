@@ -12,8 +12,10 @@ The layout is llama.cpp's (gguf-py's constants and its LoRA converter describe i
 The llama architecture's GGUF stores ``attn_q`` and ``attn_k`` with their rows
 permuted for its rotary embedding (transformers undoes it when it loads the GGUF);
 the delta ``B @ A`` lives in the same row space, so the rows of B are permuted the
-same way. The file is written to a temporary name and renamed: a full disk leaves
-no half-written adapter.
+same way. gemma3's converter permutes nothing (llama.cpp's gemma3 graph rotates in
+the Hugging Face layout), so its A and B are written as PEFT has them; its norm
+weights, stored +1 in the GGUF, are not LoRA targets. The file is written to a
+temporary name and renamed: a full disk leaves no half-written adapter.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ GGUF_NAMES = {
     "up_proj": "ffn_up",
     "down_proj": "ffn_down",
 }
+ROTARY_PERMUTED = frozenset({"llama"})  # architectures whose GGUF q/k rows llama.cpp's converter permutes
 _PEFT_NAME = re.compile(r"layers\.(\d+)\.(?:self_attn|mlp)\.(\w+)\.lora_([AB])(?:\.\w+)?\.weight$")
 
 
@@ -60,9 +63,9 @@ def gguf_tensors(adapter: dict[str, Any], base: BaseModel) -> dict[str, Any]:
         if set(ab) != {"A", "B"}:
             raise ValueError(f"layer {layer} {module}: LoRA needs both A and B, got {sorted(ab)}")
         a, b = ab["A"], ab["B"]
-        if base.architecture == "llama" and module == "q_proj":
+        if base.architecture in ROTARY_PERMUTED and module == "q_proj":
             b = permute_rows(b, base.n_head)
-        elif base.architecture == "llama" and module == "k_proj":
+        elif base.architecture in ROTARY_PERMUTED and module == "k_proj":
             b = permute_rows(b, base.n_head_kv)
         stem = f"blk.{layer}.{GGUF_NAMES[module]}.weight"
         out[f"{stem}.lora_a"] = a.copy(order="C")

@@ -15,6 +15,7 @@ torch, transformers and peft are imported inside the functions that need them.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -22,7 +23,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,9 +117,39 @@ def _load_model(path: str, size: int, mtime_ns: int, name: str) -> Any:
     _quiet_gguf_progress()
     started = time.perf_counter()
     folder, file = os.path.split(path)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=file, dtype=torch.float32)
+    with _one_gguf_parse(path):
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=file, dtype=torch.float32)
     log.info("loaded %s for training in %.1fs", name, time.perf_counter() - started)
     return model
+
+
+@contextlib.contextmanager
+def _one_gguf_parse(path: str) -> Iterator[None]:
+    """Within the block, every ``gguf.GGUFReader(path)`` is one reader, parsed once.
+
+    transformers reads the file's metadata twice (for the config, then again with the
+    weights), and ``GGUFReader`` parses every vocabulary entry each time: Gemma-3's
+    262k tokens take ~30 s a parse on a shared core. The reader is read-only (a memory
+    map), so the second read can be the first. Other paths get a reader of their own.
+    """
+    import gguf  # lazy: the optional training extra
+
+    real = gguf.GGUFReader
+    target = os.path.realpath(path)
+    parsed: list[Any] = []
+
+    def reader(file: Any, *args: Any, **kwargs: Any) -> Any:
+        if args or kwargs or os.path.realpath(file) != target:
+            return real(file, *args, **kwargs)
+        if not parsed:
+            parsed.append(real(file))
+        return parsed[0]
+
+    gguf.GGUFReader = reader  # type: ignore[misc]  # transformers imports it from the package at call time
+    try:
+        yield
+    finally:
+        gguf.GGUFReader = real  # type: ignore[misc]
 
 
 def _quiet_gguf_progress() -> None:
@@ -194,8 +225,8 @@ def _loss(model: Any, items: Sequence[TokenizedExample], pad_id: int) -> tuple[A
     list, the demos) run once for the batch, with gradients, and the rest of each item
     attends to their keys and values: the loss of running every item whole, for a fraction
     of the tokens when the shared part is long (on BANKING77 the 77 labels are ~580 of ~610
-    prompt tokens). The output layer (576 x 49k for SmolLM2) runs only where a completion
-    token is predicted, not over the whole prompt.
+    prompt tokens). The output layer (576 x 49k for SmolLM2, 640 x 262k for Gemma) runs
+    only where a completion token is predicted, not over the whole prompt.
     """
     import torch  # lazy: the optional training extra
 

@@ -55,7 +55,8 @@ def forecast(
     shared = prompt * shared_prompt_share(student, examples[:8])  # runs once per batch (finetune.train)
     tokens = round(steps * batch * (prompt + completion + 2))
     processed = steps * (shared + batch * (prompt - shared + completion + 2))
-    layers = next(iter(bases.values())).n_layers or 30
+    base = next(iter(bases.values()))
+    layers = base.n_layers or 30
     share = 1.0 if ts.lora_layers is None else min(1.0, ts.lora_layers / layers)
     speed = TRAIN_TOKENS_PER_S * (1 + 2 * TRAIN_LAYERS_MEASURED) / (1 + 2 * share)
     seconds = processed / speed
@@ -63,12 +64,12 @@ def forecast(
         seconds = min(seconds, s.max_time_s * tasks)
     note = (
         f"pass rate {measured.pass_rate:.0%} on {measured.runs} probed examples; time at ~{speed:.0f} training "
-        f"tokens/s (measured on 2 shared cores), plus ~20 s to load the model per task; the "
+        f"tokens/s (measured on 2 shared cores), plus ~{base.load_s:.0f} s to load the model per task; the "
         f"{shared / max(1.0, prompt):.0%} of each prompt all prompts share runs once per batch"
     )
     if n_train < s.min_examples:
         note += f"; fewer than min_examples={s.min_examples} expected: the compile may stop with TooFewTraces"
-    return FinetunePlan(bootstrap, n_train, steps, tokens, seconds + 20 * tasks, note)
+    return FinetunePlan(bootstrap, n_train, steps, tokens, seconds + base.load_s * tasks, note)
 
 
 def shared_prompt_share(student: Module, examples: Sequence[Example]) -> float:
