@@ -1,7 +1,7 @@
-"""Compiling into weights with SmolLM2-135M-Instruct embedded, on CPU: TREC, BANKING77, SST-2, a two-step program.
+"""Compiling into weights with an embedded model on CPU: TREC, BANKING77, SST-2, a two-step program.
 
-    python bench/finetune.py --task trec|banking77|sst2|trec-2step [--train 400 --val 100 --dev 150]
-                             [--phases zero prompt finetune together]
+    python bench/finetune.py --task trec|banking77|sst2|trec-2step [--model smollm2-135m|gemma-3-270m]
+                             [--train 400 --val 100 --dev 150] [--phases zero prompt finetune together]
 
 Splits are carved from the task's training file in /work/shared/data with a fixed seed: ``dev``
 (held out, never trained or selected on), ``val`` (the compile's valset, for honest selection) and
@@ -36,7 +36,7 @@ from promptless.optimizers.finetune import BootstrapFinetune
 HERE = Path(__file__).resolve().parent
 DATA = Path(os.environ.get("PROMPTLESS_DATA", "/work/shared/data"))
 RESULTS = HERE / "results" / "finetune.jsonl"
-MODEL = "local/smollm2-135m"
+MODELS = ("smollm2-135m", "gemma-3-270m")  # the embedded models BootstrapFinetune trains
 
 Category = Literal["abbreviation", "description", "entity", "human", "location", "number"]
 COARSE = {"ABBR": "abbreviation", "DESC": "description", "ENTY": "entity", "HUM": "human", "LOC": "location",
@@ -176,23 +176,24 @@ def with_weights(student: pl.Module, trainings: list) -> pl.Module:
     """The student on the trained adapters, whichever program the compile's honest choice returned."""
     program = student.deepcopy()
     predictors = dict(program.named_predictors())
+    model = pl.settings.current().lm.model
     for training in trainings:
         for name in predictors if training.task == "*" else [training.task]:
-            predictors[name].lm = pl.LM(MODEL, lora=training.weights)
+            predictors[name].lm = pl.LM(model, lora=training.weights)
     return program
 
 
 class Rows:
     """Rows of one run, printed and appended to bench/results/finetune.jsonl as they are measured."""
 
-    def __init__(self, task: str, path: Path = RESULTS) -> None:
-        self.task, self.path = task, path
+    def __init__(self, task: str, model: str, path: Path = RESULTS) -> None:
+        self.task, self.model, self.path = task, model, path
 
     def __call__(self, name: str, result: pl.EvaluationResult, **extra: object) -> dict:
         out = {
             "bench": "finetune",
             "task": self.task,
-            "model": "smollm2-135m",
+            "model": self.model,
             "program": name,
             "accuracy": round(result.score, 1),
             "ci": [round(result.ci[0], 1), round(result.ci[1], 1)],
@@ -246,6 +247,7 @@ def training_fields(trainings: list) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", choices=sorted(TASKS), default="trec")
+    parser.add_argument("--model", choices=MODELS, default=MODELS[0])
     parser.add_argument("--train", type=int, default=400)
     parser.add_argument("--val", type=int, default=100)
     parser.add_argument("--dev", type=int, default=150)
@@ -277,8 +279,8 @@ def main() -> None:
 
     task = TASKS[args.task]
     metric = metric_for(task.label)
-    row = Rows(args.task, args.results)
-    pl.configure(lm=pl.LM(MODEL), num_threads=1)
+    row = Rows(args.task, args.model, args.results)
+    pl.configure(lm=pl.LM(f"local/{args.model}"), num_threads=1)
     dev, val, train = splits(task, args.dev, args.val, args.train)
     student = task.program()
     settings = {
