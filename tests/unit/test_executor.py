@@ -206,6 +206,18 @@ def test_a_program_that_needs_arguments_names_program_factory_and_a_factory_is_c
             JobBuilder().build(Pipeline(3), None, make_pipeline, pl.settings.current())
 
 
+def test_an_ensemble_travels_as_its_members_rebuilt_one_by_one():
+    members = [pl.Predict("question -> answer") for _ in range(3)]
+    members[1].demos = [pl.Example(question="q", answer="a")]
+    ensemble = pl.Ensemble(size=2, seed=4).compile(members)
+    with pl.context(lm=ScriptedLM(answer_of)):
+        job = JobBuilder().build(ensemble, None, None, pl.settings.current())
+    rebuilt = unpickled(pickled(job)).program.build([])
+    assert type(rebuilt) is type(ensemble) and len(rebuilt.programs) == 3
+    assert rebuilt.dump_state() == ensemble.dump_state()  # the members' demos came back with the state
+    assert (rebuilt._size, rebuilt._seed, rebuilt._reduce_fn) == (2, 4, ensemble._reduce_fn)
+
+
 def test_the_lm_travels_as_its_arguments_with_its_cache_location(tmp_path):
     lm = pl.LM("local/gemma-3-270m", cache=pl.lm.cache.Cache(tmp_path), temperature=0.3, n_threads=1)
     job = travelled(pl.Predict("question -> answer"), lm=lm)

@@ -183,8 +183,25 @@ def program_recipe(program: Any, factory: Callable[[], Any] | None, add_lm: Call
     return recipe
 
 
+@dataclass(frozen=True)
+class MembersFactory:
+    """``build([member() for member in members], **settings)``: a module made of other programs (an ensemble)."""
+
+    build: Callable[..., Any]
+    members: tuple[Callable[[], Any], ...]
+    settings: Mapping[str, Any]
+
+    def __call__(self) -> Any:
+        return self.build([member() for member in self.members], **self.settings)
+
+
 def default_factory(program: Any, state: Mapping[str, Any], artifact_dir: str) -> Callable[[], Any]:
-    """The program's class with no arguments; else, for a one-predictor module, the class given its signature."""
+    """How a worker builds the shape of ``program``: its ``rebuild_parts()``, its bare class, or its signature."""
+    parts = getattr(program, "rebuild_parts", None)
+    if callable(parts):
+        build, members, settings = parts()
+        factories = tuple(default_factory(m, m.dump_state(artifact_dir), artifact_dir) for m in members)
+        return MembersFactory(build, factories, dict(settings))
     cls = type(program)
     try:
         inspect.signature(cls).bind()

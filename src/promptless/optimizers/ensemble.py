@@ -41,7 +41,15 @@ class EnsembleProgram(Module):
         self, programs: list[Module], reduce_fn: Callable[[list[Any]], Any] | None, size: int | None, seed: int
     ):
         self.programs = programs
-        self._reduce_fn, self._size, self._rng = reduce_fn, size, random.Random(seed)
+        self._reduce_fn, self._size, self._seed, self._rng = reduce_fn, size, seed, random.Random(seed)
+
+    def rebuild_parts(self) -> tuple[Callable[..., Module], list[Module], dict[str, Any]]:
+        """How another process rebuilds this shape: ``build(fresh members, **settings)``, then ``load_state``.
+
+        A Ray worker cannot call ``EnsembleProgram()`` without its members, so it builds each
+        member as it would build that program alone and passes them here.
+        """
+        return EnsembleProgram, self.programs, {"reduce_fn": self._reduce_fn, "size": self._size, "seed": self._seed}
 
     def forward(self, **inputs: Any) -> Any:
         chosen = self._rng.sample(self.programs, self._size) if self._size else self.programs
