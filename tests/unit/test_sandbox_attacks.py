@@ -350,3 +350,16 @@ def test_without_kernel_layers_the_sandbox_still_works_and_says_so(monkeypatch):
     monkeypatch.setattr(runner, "_kernel_layers", lambda python, prefix: (("landlock", "seccomp"), {}))
     with pytest.raises(SandboxUnavailable, match=r"seccomp.*_no_such_module"):
         Sandbox(timeout_s=5, require={"seccomp"}).run("1")
+
+
+def test_the_catalogue_holds_in_a_host_with_many_files_open(canaries):
+    """The report pipe gets a high fd number in such a host (a long test run, a server); the child must not care."""
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(100)]  # above the child's max_open_files (64)
+    try:
+        name = "hide a denial by pointing the report fd elsewhere"
+        result = attack(canaries, ATTACKS[name], Sandbox(timeout_s=5))
+        assert result.error is not None and result.error.kind == "violation", result.error
+        assert Sandbox(timeout_s=5).run("import os\nos.dup2(os.open('mine.txt', os.O_CREAT | os.O_WRONLY), 9)\n1").ok
+    finally:
+        for fd in held:
+            os.close(fd)

@@ -222,7 +222,12 @@ def write_line(fd, data):
 
 def main():
     request = marshal.loads(sys.stdin.buffer.read())
-    report_fd = request["report_fd"]
+    # The report pipe keeps the host's fd number, which is high in a host with many files open;
+    # move it to the lowest free one, so the child sees the same fds (below max_open_files)
+    # whatever the host holds.
+    report_fd = os.dup(request["report_fd"])
+    os.close(request["report_fd"])
+    request["report_fd"] = report_fd
     try:
         set_limits(request["rlimits"])
         confine(request)
