@@ -16,21 +16,16 @@ A completion model can also score given continuations (``Request.choices``) thro
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
 import weakref
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Literal
 
 from promptless.errors import (
-    LMAuthError,
     LMBadRequest,
-    LMContextOverflow,
     LMError,
-    LMNotFound,
-    LMRateLimited,
     LMTimeout,
     LMUnavailable,
 )
@@ -44,6 +39,7 @@ from promptless.lm.openai_choices import (
     scoring_body,
     summed,
 )
+from promptless.lm.openai_replies import as_int, checked, first_token, read_choices, server_sent_events, usage_of
 from promptless.redact import protect_logger, redact, redact_url, register_secret, register_url_secrets
 from promptless.types import ModelType, Request, Response, Usage
 
@@ -53,8 +49,6 @@ if TYPE_CHECKING:
 Style = Literal["auto", "json_schema", "json_object"]
 Reply = dict[str, Any] | LMError
 Script = Generator[tuple[str, dict[str, Any]], Reply, Response]  # yields (url, body), is sent the reply
-_REQUEST_FIELDS = ("response_format", "json_schema", "grammar", "logprobs")  # a 5xx naming one is a refusal
-_OVERFLOW_HINTS = ("context length", "maximum context", "context window", "too many tokens")
 
 
 class OpenAIBackend:
@@ -187,7 +181,7 @@ class OpenAIBackend:
             raise generated  # nothing learnt about the server: ask again next time
         if isinstance(generated, LMError):
             return f"the server refuses logprobs on /completions ({generated})"
-        token = _first_token(generated)
+        token = first_token(generated)
         if token is None:
             return probe_verdict(generated, {})
         echoed = yield url, scoring_body(self.model, self.params, PROBE + token)
@@ -209,7 +203,7 @@ class OpenAIBackend:
                 raise reply  # no answer at all (down, timed out): nothing learnt about lists
             if not isinstance(reply, LMError):
                 replies = echoed_choices(reply, len(texts))
-                usage, model = usage + _usage(reply), str(reply.get("model") or model)
+                usage, model = usage + usage_of(reply), str(reply.get("model") or model)
             with self._lock:  # refused, or answered with another number of choices: one prompt per request
                 self._prompt_lists = replies is not None
         if replies is None:  # llama-cpp-python's server answers a list of prompts with HTTP 500
@@ -222,7 +216,7 @@ class OpenAIBackend:
                 if found is None:
                     raise LMUnavailable(redact(f"{url}: the reply has not one choice: {str(reply)[:300]!r}"))
                 replies.append(found[0])
-                usage, model = usage + _usage(reply), str(reply.get("model") or model)
+                usage, model = usage + usage_of(reply), str(reply.get("model") or model)
         where = redact(url)
         spans: list[Span] = [choice_span(c, prompt, t, where) for c, t in zip(replies, texts, strict=True)]
         scores = summed(spans)
@@ -240,7 +234,7 @@ class OpenAIBackend:
         while True:
             url, body = step
             try:
-                reply: Reply = _checked(await client.post(url, json=body), url, self.model)
+                reply: Reply = checked(await client.post(url, json=body), url, self.model)
             except (LMError, httpx.HTTPError) as error:
                 reply = self._as_lm_error(url, error)
             try:
@@ -268,8 +262,8 @@ class OpenAIBackend:
             with self.client.stream("POST", url, json=body) as reply:
                 if reply.status_code >= 300:
                     reply.read()
-                    _checked(reply, url, self.model)
-                for event in _server_sent_events(reply.iter_lines()):
+                    checked(reply, url, self.model)
+                for event in server_sent_events(reply.iter_lines()):
                     choices = event.get("choices") or [{}]
                     choice = choices[0] if isinstance(choices[0], dict) else {}
                     delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
@@ -277,7 +271,7 @@ class OpenAIBackend:
                     reason = str(choice.get("finish_reason") or reason)
                     if isinstance(event.get("usage"), dict):
                         used = event["usage"]
-                        usage = Usage(_int(used.get("prompt_tokens")), _int(used.get("completion_tokens")), 0, 1)
+                        usage = Usage(as_int(used.get("prompt_tokens")), as_int(used.get("completion_tokens")), 0, 1)
                     if isinstance(text, str) and text:
                         texts.append(text)
                         yield text
@@ -297,7 +291,7 @@ class OpenAIBackend:
         import httpx  # lazy: httpx costs ~40 ms of import time, paid only by programs that use a server
 
         try:
-            return _checked(self.client.post(url, json=body), url, self.model)
+            return checked(self.client.post(url, json=body), url, self.model)
         except (LMError, httpx.HTTPError) as error:
             return self._as_lm_error(url, error)
 
@@ -340,7 +334,7 @@ class OpenAIBackend:
                 self._settle("json_schema")  # (a 200 from /completions proves nothing: llama.cpp ignores the field)
             if isinstance(reply, LMError):
                 raise reply
-            new_texts, new_reasons, new_usage = _read_choices(reply, url)
+            new_texts, new_reasons, new_usage = read_choices(reply, url)
             texts, reasons, usage = texts + new_texts, reasons + new_reasons, usage + new_usage
             model = str(reply.get("model") or model)
         n = request.n
@@ -401,115 +395,3 @@ def _refuses_format(error: LMError) -> bool:
     """Did the server refuse the structured-output field we sent (either dialect)?"""
     text = str(error).lower()
     return isinstance(error, LMBadRequest) and ("response_format" in text or "json_schema" in text or "schema" in text)
-
-
-def _retry_after(reply: httpx.Response) -> float | None:
-    """Seconds from a ``Retry-After`` header (a number or an HTTP date), if the server sent one."""
-    value = reply.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    from email.utils import parsedate_to_datetime  # lazy: only a rate-limited reply needs it
-
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
-def _checked(reply: httpx.Response, url: str, model: str) -> dict[str, Any]:
-    """The JSON body of a 2xx reply, or the typed error its status means."""
-    status = reply.status_code
-    if 200 <= status < 300:
-        try:
-            data = reply.json()
-        except ValueError:
-            body = _excerpt(reply)
-            raise LMUnavailable(f"{redact(url)}: HTTP {status} with a body that is not JSON: {body!r}") from None
-        if not isinstance(data, dict):
-            raise LMUnavailable(f"{redact(url)}: HTTP {status} with unexpected JSON: {_excerpt(reply)!r}")
-        return data
-    excerpt, url = _excerpt(reply), redact(url)  # redacted only on the error path: a 2xx reply pays nothing
-    message = f"{url}: HTTP {status}: {excerpt}"
-    lowered = excerpt.lower()
-    error: type[LMError]
-    if status in (401, 403):
-        error = LMAuthError
-    elif status == 404:
-        error, message = LMNotFound, f"{url}: HTTP 404 (is model {model!r} served there?): {excerpt}"
-    elif status == 408:
-        error = LMTimeout
-    elif status == 429:
-        error = LMRateLimited
-    elif status >= 500 and any(field in lowered for field in _REQUEST_FIELDS):
-        error = LMBadRequest  # llama.cpp refuses a request format with a 500: retrying cannot help
-    elif status >= 500:
-        error = LMUnavailable
-    elif any(hint in lowered for hint in _OVERFLOW_HINTS) or ("exceed" in lowered and "context" in lowered):
-        error = LMContextOverflow
-    else:
-        error = LMBadRequest
-    failure = error(message)
-    failure.status = status
-    if status in (429, 503):
-        failure.retry_after = _retry_after(reply)
-    raise failure
-
-
-def _excerpt(reply: httpx.Response) -> str:
-    """The start of a reply's body for an error text, redacted: a server may echo the key it was sent."""
-    return redact(reply.text[:2000])[:300]
-
-
-def _read_choices(data: dict[str, Any], url: str) -> tuple[list[str], list[str], Usage]:
-    """Texts, finish reasons and usage of a reply; a reply without usable choices is a server fault."""
-    choices = data.get("choices")
-    if not isinstance(choices, list) or not choices or not all(isinstance(c, dict) for c in choices):
-        raise LMUnavailable(redact(f"{url}: the reply has no choices: {str(data)[:300]!r}"))
-    texts, reasons = [], []
-    for choice in choices:
-        message = choice.get("message")
-        text = message.get("content") if isinstance(message, dict) else choice.get("text")
-        texts.append(text if isinstance(text, str) else "")
-        reasons.append(str(choice.get("finish_reason") or "stop"))
-    used = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-    details = used.get("prompt_tokens_details") if isinstance(used.get("prompt_tokens_details"), dict) else {}
-    tokens = [_int(used.get("prompt_tokens")), _int(used.get("completion_tokens")), _int(details.get("cached_tokens"))]
-    return texts, reasons, Usage(*tokens, calls=1)
-
-
-def _usage(data: dict[str, Any]) -> Usage:
-    used = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-    return Usage(_int(used.get("prompt_tokens")), _int(used.get("completion_tokens")), 0, 1)
-
-
-def _first_token(data: dict[str, Any]) -> str | None:
-    """The first generated token's text in a reply with logprobs, if there is one."""
-    choices = data.get("choices")
-    first = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
-    logprobs = first.get("logprobs") if isinstance(first.get("logprobs"), dict) else {}
-    tokens = logprobs.get("tokens")
-    return tokens[0] if isinstance(tokens, list) and tokens and isinstance(tokens[0], str) else None
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) else 0
-
-
-def _server_sent_events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
-    """The JSON payloads of ``data:`` lines, up to ``[DONE]``; other lines are ignored."""
-    for line in lines:
-        if not line.startswith("data:"):
-            continue
-        payload = line[5:].strip()
-        if payload == "[DONE]":
-            return
-        try:
-            event = json.loads(payload)
-        except ValueError:
-            continue
-        if isinstance(event, dict):
-            yield event
