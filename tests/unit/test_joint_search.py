@@ -88,9 +88,30 @@ def test_without_a_valset_the_joint_search_holds_out_part_of_the_trainset():
     assert any("12 of the 40 training examples were held out" in n for n in compiled.compile_report.notes)
 
 
+class Mood(pl.Signature):
+    sentence: str = pl.InputField()
+    sentiment: Literal["positive", "negative", "neutral"] = pl.OutputField()
+
+
+def test_a_label_set_past_max_scored_labels_is_searched_greedily_and_the_report_says_why():
+    train, val = examples(40), examples(60)[40:]
+    two = pl.BootstrapFewShotWithRandomSearch(metric, num_candidate_programs=6, max_scored_labels=2)
+    unbounded = pl.BootstrapFewShotWithRandomSearch(metric, num_candidate_programs=6, max_scored_labels=None)
+    with pl.context(lm=biased_lm()):
+        assert {p.decoding for p in two._points(pl.Predict(Sentiment))} == {"greedy", "calibrated"}
+        assert {p.decoding for p in unbounded._points(pl.Predict(Mood))} == {"greedy", "calibrated"}
+        assert {p.decoding for p in two._points(pl.Predict(Mood))} == {"greedy"}
+        compiled = two.compile(pl.Predict(Mood), trainset=train, valset=val)
+    notes = compiled.compile_report.notes
+    assert any("scored label choice left out of the search: self has 3 labels" in n for n in notes), notes
+    assert all("calibrated" not in c.name for c in compiled.compile_report.candidates)
+    assert compiled.predictors()[0].choice is None
+
+
 def test_bad_space_settings_are_refused_before_any_call():
     for kwargs in ({"search_space": "grid"}, {"demo_counts": (-1,)}, {"decodings": ("beam",)}, {"finalists": 0},
-                   {"minibatch_size": 1.5}, {"holdout": 2}):  # fmt: skip
+                   {"minibatch_size": 1.5}, {"holdout": 2}, {"max_scored_labels": 1},
+                   {"max_scored_labels": True}):  # fmt: skip
         with pytest.raises(ValueError):
             pl.BootstrapFewShotWithRandomSearch(metric, **kwargs)
 

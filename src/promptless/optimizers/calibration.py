@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from promptless.adapters import default_adapter_for
+from promptless.adapters.base import finite_values
 from promptless.errors import cannot_recover
 from promptless.executor import run_indexed
 from promptless.module import Module
@@ -35,6 +36,31 @@ def choosable(program: Module) -> list[tuple[str, Any]]:
         if adapter.choice_texts(predictor.signature) is not None:
             out.append((name, predictor))
     return out
+
+
+def scored_decodings(
+    program: Module, decodings: tuple[str, ...], max_labels: int | None
+) -> tuple[tuple[str, ...], str | None]:
+    """The decodings a search tries on ``program``, and a note when the scored ones were left out.
+
+    Scoring a label costs about one forward pass per token of its reply, so a long label set
+    costs far more than greedy decoding (77 labels: 8.8x a greedy call on Gemma-3-270M, 6
+    labels 0.5-0.8x; bench/label_choice_cost.py): past ``max_labels`` the search decodes greedily.
+    """
+    chosen = choosable(program)
+    if not chosen:
+        return ("greedy",), None
+    if max_labels is not None:
+        sizes = {name: len(finite_values(predictor.signature) or ()) for name, predictor in chosen}
+        large = {name: n for name, n in sizes.items() if n > max_labels}
+        if large and any(d != "greedy" for d in decodings):
+            shown = ", ".join(f"{name} has {n}" for name, n in large.items())
+            note = (
+                f"scored label choice left out of the search: {shown} labels, more than "
+                f"max_scored_labels={max_labels} (each scored call would cost several greedy ones)"
+            )
+            return ("greedy",), note
+    return decodings, None
 
 
 def calibration_inputs(examples: Sequence[Example], source: CalibrationSource, limit: int) -> list[dict[str, Any]]:

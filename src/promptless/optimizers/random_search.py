@@ -24,7 +24,7 @@ from promptless.module import Module
 from promptless.optimizers import joint_search
 from promptless.optimizers.base import Metric, Optimizer, check_trainset, split_holdout
 from promptless.optimizers.bootstrap import BootstrapFewShot
-from promptless.optimizers.calibration import choosable
+from promptless.optimizers.calibration import scored_decodings
 from promptless.optimizers.labeled import LabeledFewShot
 from promptless.optimizers.plan import Plan, bootstrap_runs, probe
 from promptless.optimizers.search import SearchRun, SearchSettings
@@ -37,7 +37,8 @@ class BootstrapFewShotWithRandomSearch(Optimizer):
 
     Every other keyword argument is a BootstrapFewShot setting, used for each bootstrap (in
     the joint space: for the one teacher pass that builds the demo pool; a candidate never
-    has more than ``max_bootstrapped_demos + max_labeled_demos`` demos).
+    has more than ``max_bootstrapped_demos + max_labeled_demos`` demos). A scored label choice
+    is searched only for label sets of at most ``max_scored_labels`` values (None: any size).
     The search settings (budget, checkpoint, ``fallback_to_baseline``) are those of
     ``SearchSettings``: the best candidate is returned only if it beats the uncompiled
     program significantly on the valset.
@@ -61,6 +62,7 @@ class BootstrapFewShotWithRandomSearch(Optimizer):
         finalists: int = 3,
         ensemble: bool = True,
         calibration_size: int = 16,
+        max_scored_labels: int | None = 20,
         holdout: float = 0.3,
         **bootstrap: Any,
     ) -> None:
@@ -78,7 +80,12 @@ class BootstrapFewShotWithRandomSearch(Optimizer):
                                  ("calibration_size", calibration_size, 1)):  # fmt: skip
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
+        if max_scored_labels is not None and (
+            not isinstance(max_scored_labels, int) or isinstance(max_scored_labels, bool) or max_scored_labels < 2
+        ):
+            raise ValueError(f"max_scored_labels must be a whole number >= 2 or None, got {max_scored_labels!r}")
         split_holdout([], holdout, seed, "BootstrapFewShotWithRandomSearch")
+        self.max_scored_labels = max_scored_labels
         self.search_space, self.demo_counts, self.decodings = search_space, tuple(demo_counts), tuple(decodings)
         self.minibatch_size, self.finalists, self.ensemble = minibatch_size, finalists, ensemble
         self.calibration_size, self.holdout = calibration_size, holdout
@@ -163,7 +170,8 @@ class BootstrapFewShotWithRandomSearch(Optimizer):
         train, val, notes = self._splits(trainset, valset)
         identity = {"candidates": self.num_candidate_programs, "bootstrap": vars(self.bootstrap),
                     "space": [self.search_space, self.demo_counts, self.decodings, self.minibatch_size,
-                              self.finalists, self.ensemble, self.calibration_size]}  # fmt: skip
+                              self.finalists, self.ensemble, self.calibration_size,
+                              self.max_scored_labels]}  # fmt: skip
         run = SearchRun(
             "BootstrapFewShotWithRandomSearch",
             student,
@@ -204,8 +212,8 @@ class BootstrapFewShotWithRandomSearch(Optimizer):
         return tuple(k for k in self.demo_counts if k <= ceiling) or (0,)
 
     def _points(self, student: Module) -> list[joint_search.Point]:
-        """The sampled candidates; a program without a label to choose is searched over greedy decoding only."""
-        decodings = self.decodings if choosable(student) else ("greedy",)
+        """The sampled candidates; a program without a label to choose (or with too many) is searched greedily."""
+        decodings, _ = scored_decodings(student, self.decodings, self.max_scored_labels)
         rng = random.Random(self.seed)
         return joint_search.sample_points(rng, self.num_candidate_programs, self._demo_counts(), decodings)
 
@@ -239,7 +247,10 @@ class BootstrapFewShotWithRandomSearch(Optimizer):
         if self.ensemble and len(finalists) >= 2:
             run.score(f"majority of {len(finalists)} finalists", joint_search.ensemble_of([p for _, _, p in finalists]))
         size = len(subset) if subset is not None else len(run.valset)
-        return [f"joint search: {len(points)} candidates on {size} valset examples, {len(finalists)} finalists in full"]
+        notes = [f"joint search: {len(points)} candidates on {size} valset examples, {len(finalists)} finalists"
+                 " in full"]  # fmt: skip
+        _, left_out = scored_decodings(student, self.decodings, self.max_scored_labels)
+        return notes + ([left_out] if left_out else [])
 
     def _plan_joint(self, student: Module, train: list[Example], val: list[Example]) -> Plan:
         measured = probe(student, train, self.metric)
