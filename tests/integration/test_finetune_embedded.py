@@ -4,8 +4,6 @@ Two to three minutes on 2 shared cores: ~20 s to load the GGUF into transformers
 second compile resumes from the checkpoint), a few seconds per step, 16 teacher calls.
 """
 
-from typing import Literal
-
 import pytest
 
 pytest.importorskip("torch")
@@ -16,47 +14,17 @@ pytest.importorskip("gguf")
 import promptless as pl
 from promptless.finetune.artifact import WeightsRecord
 from promptless.optimizers.finetune import BootstrapFinetune
+from tests.integration import trec_questions as questions
 
 pytestmark = pytest.mark.integration
-
-Kind = Literal["human", "location", "number"]
-QUESTIONS = [
-    ("Who wrote Hamlet ?", "human"),
-    ("Where is the Eiffel Tower ?", "location"),
-    ("How many legs does a spider have ?", "number"),
-    ("Who was the first president of the United States ?", "human"),
-    ("What country is Lima the capital of ?", "location"),
-    ("How many days are in a leap year ?", "number"),
-    ("Who painted the Mona Lisa ?", "human"),
-    ("Where is Mount Kilimanjaro ?", "location"),
-    ("How far is the Moon from the Earth ?", "number"),
-    ("Who invented the telephone ?", "human"),
-    ("What city hosted the 1992 Olympics ?", "location"),
-    ("When was the Magna Carta signed ?", "number"),
-    ("Who discovered penicillin ?", "human"),
-    ("Where do kangaroos live ?", "location"),
-    ("How old is the universe ?", "number"),
-    ("Who composed the Ninth Symphony ?", "human"),
-]
-
-
-class Classify(pl.Signature):
-    """Classify the question by the kind of answer it expects."""
-
-    question: str = pl.InputField()
-    kind: Kind = pl.OutputField()
-
-
-def correct(example, prediction, trace=None):
-    return example.kind == prediction.kind
 
 
 def test_bootstrap_finetune_trains_smollm2_and_the_program_answers_through_the_adapter(tmp_path):
     lm = pl.LM("local/smollm2-135m")
-    trainset = [pl.Example(question=q, kind=k).with_inputs("question") for q, k in QUESTIONS]
-    student = pl.Predict(Classify, lm=lm)
+    trainset = questions.trainset(16)
+    student = pl.Predict(questions.Classify, lm=lm)
     optimizer = BootstrapFinetune(
-        correct,
+        questions.correct,
         epochs=2,
         batch_size=4,
         max_steps=5,
@@ -77,7 +45,7 @@ def test_bootstrap_finetune_trains_smollm2_and_the_program_answers_through_the_a
 
     predictor = compiled.predictors()[0]
     assert predictor.lm.lora == training.weights and student.lm is lm  # the student is untouched
-    for question, _ in QUESTIONS[:3]:
+    for question, _ in questions.QUESTIONS[:3]:
         assert compiled(question=question).kind in ("human", "location", "number")  # grammar still holds
     entry = predictor.lm.history[-1]
     assert entry.response.texts[0].startswith("{")

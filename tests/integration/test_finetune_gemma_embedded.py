@@ -13,8 +13,6 @@ About 1.5 minutes on 2 shared cores, most of it transformers reading the GGUF's 
 and dequantizing the weights; 12 teacher calls and 3 training steps.
 """
 
-from typing import Literal
-
 import pytest
 
 pytest.importorskip("llama_cpp")
@@ -30,37 +28,11 @@ from promptless.finetune.base import resolve_base  # noqa: E402
 from promptless.finetune.export import gguf_tensors  # noqa: E402
 from promptless.finetune.tokens import LlamaTokenizer  # noqa: E402
 from promptless.finetune.train import load_model, with_lora  # noqa: E402
+from tests.integration import trec_questions as questions  # noqa: E402
 
 pytestmark = pytest.mark.integration
-
-Kind = Literal["human", "location", "number"]
-QUESTIONS = [
-    ("Who wrote Hamlet ?", "human"),
-    ("Where is the Eiffel Tower ?", "location"),
-    ("How many legs does a spider have ?", "number"),
-    ("Who was the first president of the United States ?", "human"),
-    ("What country is Lima the capital of ?", "location"),
-    ("How many days are in a leap year ?", "number"),
-    ("Who painted the Mona Lisa ?", "human"),
-    ("Where is Mount Kilimanjaro ?", "location"),
-    ("How far is the Moon from the Earth ?", "number"),
-    ("Who invented the telephone ?", "human"),
-    ("Where do kangaroos live ?", "location"),
-    ("How old is the universe ?", "number"),
-]
 MAX_MEAN_DIFF = 0.5  # base against base: 0.12-0.26; the wrong q/k layout: 0.81
 MIN_DELTA_CORRELATION = 0.95  # measured 0.995 (0.994-0.997 in other runs)
-
-
-class Classify(pl.Signature):
-    """Classify the question by the kind of answer it expects."""
-
-    question: str = pl.InputField()
-    kind: Kind = pl.OutputField()
-
-
-def correct(example, prediction, trace=None):
-    return example.kind == prediction.kind
 
 
 def llama_cpp_logits(path, ids, lora=None):
@@ -77,10 +49,10 @@ def llama_cpp_logits(path, ids, lora=None):
 
 def test_bootstrap_finetune_trains_gemma_and_llama_cpp_applies_the_adapter_as_peft_does(tmp_path):
     lm = pl.LM("local/gemma-3-270m")
-    trainset = [pl.Example(question=q, kind=k).with_inputs("question") for q, k in QUESTIONS]
-    student = pl.Predict(Classify, lm=lm)
+    trainset = questions.trainset(12)
+    student = pl.Predict(questions.Classify, lm=lm)
     optimizer = pl.BootstrapFinetune(
-        correct,
+        questions.correct,
         epochs=1,
         batch_size=4,
         lr=2e-3,
@@ -100,7 +72,7 @@ def test_bootstrap_finetune_trains_gemma_and_llama_cpp_applies_the_adapter_as_pe
 
     predictor = compiled.predictors()[0]
     assert predictor.lm.lora == training.weights and predictor.weights.base["architecture"] == "gemma3"
-    for question, _ in QUESTIONS[:3]:
+    for question, _ in questions.QUESTIONS[:3]:
         assert compiled(question=question).kind in ("human", "location", "number")
     entry = predictor.lm.history[-1]
     assert entry.request.prompt.endswith("Kind:")  # the plain-text completion prompt it was trained on
