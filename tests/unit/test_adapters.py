@@ -164,3 +164,26 @@ def test_json_strings_with_raw_newlines_still_parse():
     text = '{ "new_instruction": "Answer True or False.\nThink first." }'
     parsed = parse_json_object(ensure_signature("current -> new_instruction"), text)
     assert parsed == {"new_instruction": "Answer True or False.\nThink first."}
+
+
+def test_a_reply_cut_off_inside_its_free_text_field_keeps_the_text_so_far():
+    """max_tokens ending a constrained JSON reply mid-string must not turn a short answer into a parse error."""
+    import promptless as pl
+    from promptless.adapters.parsing import parse_json_object
+    from promptless.signature import ensure_signature
+    from promptless.testing import ScriptedLM
+
+    note = ensure_signature("question -> answer_kind")
+    cut = '{ "answer_kind": "A person can find out how much income tax is paid on the'
+    assert parse_json_object(note, cut) == {"answer_kind": "A person can find out how much income tax is paid on the"}
+    lm = ScriptedLM([cut])
+    assert pl.Predict("question -> answer_kind", lm=lm)(question="q").answer_kind.endswith("paid on the")
+    assert len(lm.requests) == 1  # no retry spent on it
+    typed = ensure_signature("question -> count: int")
+    with pytest.raises(ParseError):  # a number cut short would be another number: not completed
+        parse_json_object(typed, '{ "count": 12')
+    two = ensure_signature("question -> answer_kind, category")
+    with pytest.raises(ParseError, match="category"):  # cut before a later field: that field is missing
+        parse_json_object(two, '{ "answer_kind": "a per')
+    with pytest.raises(ParseError):  # cut inside a key: nothing to complete
+        parse_json_object(note, '{ "answer_ki')

@@ -27,9 +27,30 @@ def _first_json_object(text: str) -> dict[str, Any] | None:
     return None
 
 
+def _cut_json_object(signature: Signature, text: str) -> dict[str, Any] | None:
+    """A JSON object cut off inside its last value, a free-text output (``max_tokens`` ran out): closed.
+
+    Only a ``str`` field is completed so: its text so far is what the token limit allowed, while a
+    number or list cut short would be a different value.
+    """
+    start = text.find("{")
+    if start < 0:
+        return None
+    try:
+        value, _ = _DECODER.raw_decode(text[start:].rstrip("\n") + '"}')
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(value, dict) or not value:
+        return None
+    last = signature.output_fields.get(list(value)[-1])
+    return value if last is not None and last.annotation is str else None
+
+
 def parse_json_object(signature: Signature, text: str) -> dict[str, Any]:
     """Output fields from a JSON object; falls back to ``Label: value`` lines if there is none."""
     data = _first_json_object(text)
+    if data is None:
+        data = _cut_json_object(signature, text)
     if data is None:
         return parse_lines(signature, text, first_label_in_prompt=False)
     out = {}
