@@ -176,7 +176,7 @@ def table() -> str:
                     low, high = row["delta_ci"]
                     mark = "**" if low > 0 else ""
                     cell += f"<br>{mark}{row['delta']:+.0f} ({low:+.0f}..{high:+.0f}){mark}"
-                if row.get("chosen") and config == "search":
+                if row.get("chosen") and config.startswith("search"):
                     cell += f"<br>chosen: {row['chosen']}"
                 cells.append(cell)
             out.append(f"| {task} | " + " | ".join(cells) + " |")
@@ -184,7 +184,9 @@ def table() -> str:
     return "\n".join(out)
 
 
-CONFIG_ORDER = ["zero", "first", "balanced", "likelihood", "calibrated", "cf", "balanced+calibrated", "search"]
+CONFIG_ORDER = [
+    "zero", "first", "balanced", "likelihood", "calibrated", "cf", "balanced+calibrated", "search", "search@val100",
+]  # fmt: skip
 TASK_ORDER = ["sst2", "trec", "banking77", "sports", "boolean", "date"]
 
 
@@ -205,12 +207,15 @@ def main() -> None:
     RESULTS.parent.mkdir(exist_ok=True)
     for model in args.models:  # config by config over the tasks, so an interrupted run has whole columns
         for config in ["zero", *[c for c in args.configs if c != "zero"]]:
+            # dev is the first slice of the shuffle whatever the valset's size: zero-shot rows stay comparable
+            label = config if args.val == 50 or config == "zero" else f"{config}@val{args.val}"
             for task in args.tasks:
                 existing = done()
-                if (task, model, config) in existing:
+                if (task, model, label) in existing:
                     continue
                 zero = existing.get((task, model, "zero"), {}).get("scores")
                 row = run_row(task, model, config, args, zero)
+                row["config"] = label
                 row["load"] = os.getloadavg()[0]
                 with RESULTS.open("a", encoding="utf-8") as handle:
                     handle.write(json.dumps(row) + "\n")
