@@ -179,6 +179,7 @@ def test_a_reply_cut_off_inside_its_free_text_field_keeps_the_text_so_far():
     lm = ScriptedLM([cut])
     assert pl.Predict("question -> answer_kind", lm=lm)(question="q").answer_kind.endswith("paid on the")
     assert len(lm.requests) == 1  # no retry spent on it
+    assert parse_json_object(note, '{ "answer_kind": "a person"') == {"answer_kind": "a person"}
     typed = ensure_signature("question -> count: int")
     with pytest.raises(ParseError):  # a number cut short would be another number: not completed
         parse_json_object(typed, '{ "count": 12')

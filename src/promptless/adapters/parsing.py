@@ -36,14 +36,15 @@ def _cut_json_object(signature: Signature, text: str) -> dict[str, Any] | None:
     start = text.find("{")
     if start < 0:
         return None
-    try:
-        value, _ = _DECODER.raw_decode(text[start:].rstrip("\n") + '"}')
-    except json.JSONDecodeError:
-        return None
-    if not isinstance(value, dict) or not value:
-        return None
-    last = signature.output_fields.get(list(value)[-1])
-    return value if last is not None and last.annotation is str else None
+    for ending in ('"}', "}"):  # cut inside the string, or just after it
+        try:
+            value, _ = _DECODER.raw_decode(text[start:].rstrip("\n") + ending)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, dict) and value:
+            last = signature.output_fields.get(list(value)[-1])
+            return value if last is not None and last.annotation is str else None
+    return None
 
 
 def parse_json_object(signature: Signature, text: str) -> dict[str, Any]:
