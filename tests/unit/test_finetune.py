@@ -17,7 +17,15 @@ from promptless.errors import ArtifactError
 from promptless.finetune import base as finetune_base
 from promptless.finetune.artifact import WeightsRecord
 from promptless.finetune.base import FinetuneExtraMissing, TrainingUnsupported, file_sha256
-from promptless.finetune.dataset import ALL, by_task, completion_text, from_labels, from_traces, render_example
+from promptless.finetune.dataset import (
+    ALL,
+    by_task,
+    completion_text,
+    from_failed_traces,
+    from_labels,
+    from_traces,
+    render_example,
+)
 from promptless.finetune.tokens import TokenizedExample, tokenize
 from promptless.optimizers.base import CompileReport, attach_report
 from promptless.optimizers.better_together import BetterTogether
@@ -140,6 +148,32 @@ def test_labels_train_only_the_predictors_whose_fields_an_example_holds():
     data = from_labels(single, qa(3), skip={1})
     got = [(d.index, d.source, d.completion) for d in data]
     assert got == [(0, "label", '{"answer":"a0"}'), (2, "label", '{"answer":"a2"}')]
+
+
+def test_a_failed_trace_teaches_its_last_step_the_label_with_the_inputs_the_first_step_gave():
+    """A pipeline's last step learns the gold answer from the query the model itself wrote; the rewrite learns
+    nothing from a failed run (no label names a query)."""
+    program = Pipeline()
+    program.set_lm(answer_lm())
+    examples = [pl.Example(question=f"q{i}", answer=f"gold{i}").with_inputs("question") for i in range(3)]
+    traces = [(i, *traced(program, ex)) for i, ex in enumerate(examples)]  # each answers a{i}: every run fails
+    data = from_failed_traces(program, traces, examples)
+    assert [(d.predictor, d.source, d.index) for d in data] == [("answer", "label", i) for i in range(3)]
+    assert json.loads(data[1].completion) == {"answer": "gold1"} and "Query: qq1" in data[1].request.text
+    single = pl.Predict("question -> answer", lm=answer_lm())
+    single_traces = [(i, *traced(single, ex)) for i, ex in enumerate(examples)]
+    assert from_failed_traces(single, single_traces, examples) == []  # from_labels already learns those
+
+    optimizer = BootstrapFinetune(exact, train_on_labels=True)
+    from promptless.optimizers.checkpoint import Checkpoint
+
+    report = CompileReport("BootstrapFinetune")
+    mixed = [*qa(4), *examples]  # the first four pass (a{i}), the last three fail
+    built = optimizer._dataset(program, program, mixed, Checkpoint(None, optimizer="t", key="k"), report)
+    assert sorted((d.predictor, d.source) for d in built).count(("answer", "label")) == 3
+    assert report.notes[-1].endswith(
+        "8 training examples from traces + 3 from labels (per predictor: rewrite: 4 + 0, answer: 4 + 3)"
+    )
 
 
 def test_dataset_round_trips_through_the_checkpoint_json():

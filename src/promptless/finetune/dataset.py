@@ -107,7 +107,8 @@ def from_labels(
 ) -> list[TrainingExample]:
     """Examples straight from labelled data, for each predictor whose inputs and outputs the example all has.
 
-    In a one-step program that is every example; an intermediate step has no labels and gets none.
+    In a one-step program that is every example; an intermediate step has no labels and gets none
+    (a later step's labels come with the inputs the earlier steps gave: ``from_failed_traces``).
     """
     skipped = set(skip)
     out = []
@@ -121,6 +122,39 @@ def from_labels(
                     predictor, name, example, example, exclude_demos=exclude_demos, source="label", index=index
                 )
             )
+    return out
+
+
+def from_failed_traces(
+    student: Module,
+    traces: Iterable[tuple[int, Sequence[TraceStep], Mapping[int, str]]],
+    examples: Sequence[Example],
+    *,
+    exclude_demos: bool = False,
+) -> list[TrainingExample]:
+    """Labels for the later steps of failed teacher runs: the inputs the earlier steps gave, the labelled outputs.
+
+    This is how a label reaches the last step of a pipeline, whose inputs the example does not
+    have (they are what the earlier steps wrote): that step's last call in the trace is learned
+    with the example's value of every output it writes. A step whose inputs the example holds is
+    learned by ``from_labels``; an intermediate step, whose outputs no label names, gets nothing.
+    """
+    predictors = dict(student.named_predictors())
+    out = []
+    for index, steps, names in traces:
+        example = examples[index]
+        last = {names[id(step.predictor)]: step for step in steps if names.get(id(step.predictor)) in predictors}
+        for name, step in last.items():
+            signature = predictors[name].signature
+            if not all(f in example for f in signature.output_fields):
+                continue
+            if all(f in example for f in signature.input_fields):
+                continue  # from_labels learns it with the example's own inputs
+            outputs = {f: example[f] for f in signature.output_fields}
+            item = render_example(
+                predictors[name], name, step.inputs, outputs, exclude_demos=exclude_demos, source="label", index=index
+            )
+            out.append(item)
     return out
 
 

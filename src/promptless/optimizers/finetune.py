@@ -29,7 +29,14 @@ from typing import Any
 from promptless.errors import TooManyErrors, cannot_recover
 from promptless.finetune.artifact import WeightsRecord
 from promptless.finetune.base import BaseModel, require_extra, resolve_base
-from promptless.finetune.dataset import ALL, TrainingExample, by_task, from_labels, from_traces
+from promptless.finetune.dataset import (
+    ALL,
+    TrainingExample,
+    by_task,
+    from_failed_traces,
+    from_labels,
+    from_traces,
+)
 from promptless.finetune.export import write_lora_gguf
 from promptless.finetune.runtime import finetuned_lm
 from promptless.finetune.tokens import LlamaTokenizer, tokenize
@@ -63,8 +70,10 @@ class BootstrapFinetune(Optimizer):
     and ``max_time_s`` stop it cleanly (the adapter trained so far is kept).
     ``multitask``: one adapter for every predictor (True) or one per predictor.
     ``teacher``: the program whose traces are learned (default: the student); ``compile(teacher=)`` wins.
-    ``train_on_labels`` (a promptless extension): also learn the trainset's own labels, for every
-    predictor whose inputs and outputs an example holds, where the teacher's trace did not pass.
+    ``train_on_labels`` (a promptless extension): also learn the trainset's own labels where the
+    teacher's trace did not pass: for every predictor whose inputs and outputs an example holds, and
+    for a later step whose outputs it holds (a pipeline's last step), with the inputs the earlier
+    steps gave in that trace. Intermediate steps still learn only from passing traces.
     ``exclude_demos``: render training prompts (and run the result) without the predictors' demos.
     ``min_examples``: fewer training examples than this is an error naming how many traces passed.
     ``output_dir``: where the GGUF adapters go (default ``~/.cache/promptless/finetune``).
@@ -205,10 +214,12 @@ class BootstrapFinetune(Optimizer):
             data = [_example_from_json(item) for item in stored]
             passed = int(store.get("passed", 0))
         else:
-            traces, passed = self._bootstrap(teacher, examples)
+            traces, failed = self._bootstrap(teacher, examples)
+            passed = len(traces)
             data = from_traces(program, traces, exclude_demos=False)
             if s.train_on_labels:
                 data += from_labels(program, examples, skip={i for i, _, _ in traces})
+                data += from_failed_traces(program, failed, examples)
             store.put("dataset", [_example_to_json(item) for item in data])
             store.put("passed", passed)
         labelled = sum(1 for d in data if d.source == "label")
@@ -231,12 +242,14 @@ class BootstrapFinetune(Optimizer):
             )
         return data
 
-    def _bootstrap(self, teacher: Module, examples: list[Example]) -> tuple[list[tuple[int, list, dict]], int]:
-        """Run the teacher on every example; the passing traces in trainset order."""
+    def _bootstrap(
+        self, teacher: Module, examples: list[Example]
+    ) -> tuple[list[tuple[int, list, dict]], list[tuple[int, list, dict]]]:
+        """Run the teacher on every example: the passing traces and the failing ones, each in trainset order."""
         s = self.settings
         threads = max(1, s.num_threads or current().num_threads)
         run = run_in_context(functools.partial(self._attempt, teacher, examples))
-        results, errors = [], 0
+        results, failed, errors = [], [], 0
         with ThreadPoolExecutor(max_workers=threads) as pool:
             for index, passed, steps, names, error in pool.map(run, range(len(examples))):
                 if error is not None:
@@ -248,9 +261,8 @@ class BootstrapFinetune(Optimizer):
                             f"{errors} examples raised while bootstrapping (max_errors={s.max_errors})"
                         ) from error
                     continue
-                if passed:
-                    results.append((index, steps, names))
-        return results, len(results)
+                (results if passed else failed).append((index, steps, names))
+        return results, failed
 
     def _attempt(self, teacher: Module, examples: list[Example], index: int) -> tuple[int, bool, list, dict, Any]:
         example = examples[index]

@@ -43,9 +43,11 @@ def forecast(
         phases["baseline"] = phases["finetuned"] = len(check_trainset(valset, "valset"))
     bootstrap = Plan.from_probe("BootstrapFinetune", phases, measured)
     calls_per_run = measured.calls_per_run
-    n_train = round(len(examples) * measured.pass_rate * calls_per_run)
-    if s.train_on_labels:
-        n_train = max(n_train, len(examples) * len(student.predictors()))
+    passing = len(examples) * measured.pass_rate
+    n_train = round(passing * calls_per_run)
+    if s.train_on_labels:  # every failed run teaches each step whose outputs the examples label
+        labelled = sum(1 for p in student.predictors() if all(f in examples[0] for f in p.signature.output_fields))
+        n_train += round((len(examples) - passing) * labelled)
     tasks = 1 if s.multitask else len(student.predictors())
     ts = s.train_settings()
     per_task = max(1, math.ceil(n_train / tasks))
